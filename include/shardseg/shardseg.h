@@ -1,0 +1,17 @@
+// shardseg.h: umbrella header for the CLI and external tools. Library code includes the headers
+// it uses, one by one, so that its dependencies stay visible.
+#ifndef SS_SHARDSEG_H
+#define SS_SHARDSEG_H
+
+#include "shardseg/arena.h"
+#include "shardseg/blas.h"
+#include "shardseg/comm.h"
+#include "shardseg/exec.h"
+#include "shardseg/log.h"
+#include "shardseg/rng.h"
+#include "shardseg/status.h"
+#include "shardseg/tensor.h"
+#include "shardseg/timer.h"
+#include "shardseg/version.h"
+
+#endif

@@ -1,0 +1,99 @@
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "cli.h"
+
+// Help for every command, including the planned ones, so users can see where the tool is going.
+// A planned command prints its help and, when run, says honestly that it is not built yet.
+static const ss_cli_command_t g_commands[] = {
+    {"synth", "synthesise BraTS-like cases (for the demo and tests)",
+     "usage: shardseg synth --out DIR --cases N [--seed S] [--size 240x240x155]\n"
+     "Builds realistic BraTS-2021-layout cases from the Colin27 template of Debian's mricron-data\n"
+     "(random deformation, tumour with enhancing rim, necrosis and edema, four contrasts, noise and\n"
+     "bias field). Deterministic by seed.\n",
+     NULL, "the Data issue"},
+    {"prep", "convert MSD Task01 / BraTS folders to one HDF5 training file",
+     "usage: shardseg prep --in DIR --out data.h5 [--format msd|brats|brats2023]\n"
+     "                     [--crop 240x240x152|brain] [--target regions|binary]\n"
+     "                     [--val-fraction F] [--folds K] [--seed S]\n"
+     "Reads NIfTI-1/2 (.nii, .nii.gz), z-scores each modality on brain voxels, writes chunked,\n"
+     "compressed [C][I][J][K] volumes plus labels, affine and crop box. Cases spread over ranks.\n",
+     NULL, "the Data issue"},
+    {"train", "train a UNETR or 3D U-Net (single rank, data or sequence parallel)",
+     "usage: shardseg train --config run.ini [key=value ...] [--resume DIR] [--mem-limit SIZE]\n"
+     "Writes the effective config, metrics.jsonl and atomic HDF5 checkpoints; SIGTERM, SIGINT and\n"
+     "SIGUSR1 checkpoint before stopping, and --resume continues bit for bit.\n",
+     NULL, "the Networks and single-rank training issue"},
+    {"infer", "sliding-window inference to NIfTI in the case's original geometry",
+     "usage: shardseg infer --weights W.h5 --input CASE --out pred.nii.gz [--overlap F]\n"
+     "                      [--tta] [--png overlay.png]\n",
+     NULL, "the Inference and evaluation issue"},
+    {"eval", "Dice and HD95 for WT/TC/ET against reference labels",
+     "usage: shardseg eval --pred DIR --ref DIR [--csv FILE] [--json FILE]\n", NULL,
+     "the Inference and evaluation issue"},
+    {"report", "learning curves and a summary page from a run directory",
+     "usage: shardseg report RUN_DIR\n", NULL, "the Inference and evaluation issue"},
+    {"forward", "run a network's forward pass on an HDF5 tensor",
+     "usage: shardseg forward --weights W.h5 --input X.h5 --output Y.h5\n"
+     "X holds /image [N][C][I][J][K]; Y gets /logits. Works under mpirun -np P.\n",
+     NULL, "the Networks and single-rank training issue"},
+    {"weights", "export, import or initialise PyTorch/MONAI-compatible weights",
+     "usage: shardseg weights init|export|import ...\n", NULL,
+     "the Networks and single-rank training issue"},
+    {"tune", "hyper-parameter sweeps over rank groups (grid, random, ASHA)",
+     "usage: shardseg tune --space sweep.ini --journal DIR [--groups G]\n", NULL,
+     "the experiment-parallel tuning issue"},
+    {"bench", "benchmarks: gemm (sgemm peak), kernels, data, step",
+     "usage: shardseg bench gemm [--size N] [--repeats R]\n"
+     "       shardseg bench kernels|data|step ...   (arrive with their issues)\n"
+     "gemm: OpenBLAS sgemm GFLOP/s on N x N x N, min/median over R timed runs after a warm-up;\n"
+     "the peak that kernel benchmarks report their ratios against.\n",
+     ss_cli_cmd_bench, NULL},
+    {"plan", "memory and communication plan of a run before it starts",
+     "usage: shardseg plan --config run.ini [--ranks P]\n", NULL,
+     "the sequence-parallel issue"},
+};
+
+const ss_cli_command_t *ss_cli_commands(int *n)
+{
+    *n = (int)(sizeof(g_commands) / sizeof(g_commands[0]));
+    return g_commands;
+}
+
+void ss_cli_error(const char *cmd, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (cmd != NULL) {
+        fprintf(stderr, "shardseg %s: %s\n", cmd, msg);
+    } else {
+        fprintf(stderr, "shardseg: %s\n", msg);
+    }
+}
+
+int ss_cli_exit_code(ss_status_t st)
+{
+    switch (st) {
+    case SS_OK:
+        return SS_EXIT_OK;
+    case SS_EINVAL:
+    case SS_EFORMAT:
+    case SS_ESHAPE:
+    case SS_ENIFTI:
+    case SS_EUNSUPPORTED:
+        return SS_EXIT_USAGE;
+    default:
+        return SS_EXIT_RUNTIME;
+    }
+}
+
+int ss_cli_fail(const char *cmd, const ss_error_t *err)
+{
+    char line[512];
+    ss_error_format(err, 0, line, sizeof(line));
+    ss_cli_error(cmd, "%s", line);
+    return ss_cli_exit_code(err->code);
+}

@@ -1,0 +1,54 @@
+#!/bin/sh
+# The shardseg executable's user contract: help, version, exit codes, one-line errors naming the
+# option at fault, honest "not built yet" for planned commands.
+set -u
+bin="${SS_BUILDDIR:-.}/shardseg"
+fails=0
+out=$(mktemp) err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+
+# expect CODE PATTERN_IN_STDERR_OR_STDOUT ARGS...
+expect() {
+    code=$1 pattern=$2
+    shift 2
+    SHARDSEG_NO_PROGRESS=1 "$bin" "$@" >"$out" 2>"$err"
+    rc=$?
+    if [ "$rc" -ne "$code" ]; then
+        echo "FAIL: shardseg $*: exit $rc, want $code"; cat "$err"; fails=$((fails + 1)); return
+    fi
+    if ! grep -q -e "$pattern" "$out" "$err"; then
+        echo "FAIL: shardseg $*: output lacks '$pattern'"; cat "$out" "$err"; fails=$((fails + 1)); return
+    fi
+    # Errors are one line on stderr, starting with "shardseg".
+    if [ "$code" -ne 0 ]; then
+        if [ "$(wc -l <"$err")" -ne 1 ] || ! head -n1 "$err" | grep -q '^shardseg'; then
+            echo "FAIL: shardseg $*: error is not one 'shardseg ...' line:"; cat "$err"
+            fails=$((fails + 1))
+        fi
+    fi
+    echo "ok: shardseg $* -> $rc"
+}
+
+expect 0 'synth' --help
+for c in synth prep train infer eval report forward weights tune bench plan; do
+    expect 0 "$c" --help
+    expect 0 "usage: shardseg $c" "$c" --help
+done
+expect 0 'shardseg 0\.' --version
+expect 0 'blas:' --version
+expect 2 'no command given'
+expect 2 "unknown command" frobnicate
+expect 2 "train: not built yet" train --config run.ini
+expect 2 "not built yet" tune
+expect 2 "bench: which benchmark" bench
+expect 2 "'nope': unknown benchmark" bench nope
+expect 2 "bench gemm: --bogus: unknown option" bench gemm --bogus
+expect 2 "bench gemm: --size: missing value" bench gemm --size
+expect 2 "bench gemm: --size: 'abc' is not a valid value" bench gemm --size abc
+expect 2 "--threads: '0' is not a valid value" bench gemm --threads 0
+expect 2 "--mem-limit: '12Q' is not a size" --mem-limit 12Q bench gemm
+expect 1 "--mem-limit: .* would exceed the limit" bench gemm --size 512 --mem-limit 1M
+expect 0 "sgemm_gflops_median=" bench gemm --size 128 --repeats 2 --threads 1
+expect 0 "sgemm_gflops_median=" --threads 1 bench gemm --size 64 --repeats 1
+
+[ "$fails" -eq 0 ] || { echo "$fails failure(s)"; exit 1; }
