@@ -1,6 +1,8 @@
 #include "testutil.h"
 
+#include <hdf5.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "shardseg/rng.h"
@@ -29,4 +31,77 @@ double ss_test_max_rel_err(const float *a, const float *b, int64_t n, double ato
 void ss_test_fill(float *x, int64_t n, uint64_t seed, float lo, float hi)
 {
     ss_rng_fill_uniform(ss_rng_make(seed, 77), 0, n, lo, hi, x, 1);
+}
+
+void ss_test_data_path(const char *file, char *buf, size_t len)
+{
+    const char *src = getenv("SS_SRCDIR");
+    snprintf(buf, len, "%s/tests/data/%s", src ? src : ".", file);
+}
+
+static void *golden_read(const char *file, const char *name, hid_t mem_type, size_t elem,
+                         int64_t *shape, int *ndim)
+{
+    char path[4096];
+    ss_test_data_path(file, path, sizeof(path));
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_msg(f >= 0, "cannot open golden file %s (regenerate with tests/golden/)", path);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    ck_assert_msg(d >= 0, "golden file %s has no dataset %s", path, name);
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[8];
+    int nd = H5Sget_simple_extent_ndims(sp);
+    ck_assert_msg(nd >= 0 && nd <= 8, "dataset %s: rank %d", name, nd);
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) {
+        shape[i] = (int64_t)dims[i];
+        n *= dims[i];
+    }
+    *ndim = nd;
+    void *buf = malloc((n ? n : 1) * elem);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_int_ge(H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf), 0);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    return buf;
+}
+
+float *ss_test_golden(const char *file, const char *name, int64_t *shape, int *ndim)
+{
+    return golden_read(file, name, H5T_NATIVE_FLOAT, sizeof(float), shape, ndim);
+}
+
+double *ss_test_golden_f64(const char *file, const char *name, int64_t *shape, int *ndim)
+{
+    return golden_read(file, name, H5T_NATIVE_DOUBLE, sizeof(double), shape, ndim);
+}
+
+double ss_test_golden_attr(const char *file, const char *attr)
+{
+    char path[4096];
+    ss_test_data_path(file, path, sizeof(path));
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_msg(f >= 0, "cannot open golden file %s", path);
+    hid_t a = H5Aopen(f, attr, H5P_DEFAULT);
+    ck_assert_msg(a >= 0, "golden file %s has no attribute %s", path, attr);
+    double v = 0;
+    ck_assert_int_ge(H5Aread(a, H5T_NATIVE_DOUBLE, &v), 0);
+    H5Aclose(a);
+    H5Fclose(f);
+    return v;
+}
+
+double ss_test_fd(double (*f)(void *ctx), void *ctx, double *x, int64_t i, double h)
+{
+    double keep = x[i];
+    x[i] = keep + h;
+    double fp = f(ctx);
+    x[i] = keep - h;
+    double fm = f(ctx);
+    x[i] = keep;
+    return (fp - fm) / (2 * h);
 }

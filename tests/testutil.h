@@ -3,6 +3,7 @@
 #define SS_TESTUTIL_H
 
 #include <check.h>
+#include <stddef.h>
 #include <stdint.h>
 
 // Runs the suite, prints Check's summary and returns the process exit status (0 if all passed).
@@ -13,5 +14,20 @@ double ss_test_max_rel_err(const float *a, const float *b, int64_t n, double ato
 
 // Deterministic pseudo-random floats in [lo, hi) from (seed, stream) for fixtures.
 void ss_test_fill(float *x, int64_t n, uint64_t seed, float lo, float hi);
+
+// Reads float dataset `name` of the HDF5 file tests/data/<file> (under SS_SRCDIR) into a
+// malloc'd buffer (caller frees). Fills shape (up to 8 dims) and *ndim. Dataset values of any
+// float type are converted to float32. Returns NULL (after a Check failure message) if absent.
+float *ss_test_golden(const char *file, const char *name, int64_t *shape, int *ndim);
+// As ss_test_golden, converting to double.
+double *ss_test_golden_f64(const char *file, const char *name, int64_t *shape, int *ndim);
+// Reads a scalar attribute (int or float) of the root group of tests/data/<file>.
+double ss_test_golden_attr(const char *file, const char *attr);
+// Path of tests/data/<file> in the source tree.
+void ss_test_data_path(const char *file, char *buf, size_t len);
+
+// Central finite difference of a double-precision scalar function with respect to x[i]:
+// (f(x + h e_i) - f(x - h e_i)) / 2h, restoring x[i]. f receives ctx.
+double ss_test_fd(double (*f)(void *ctx), void *ctx, double *x, int64_t i, double h);
 
 #endif

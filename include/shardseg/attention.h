@@ -1,0 +1,3 @@
+#ifndef SS_ATTENTION_H
+#define SS_ATTENTION_H
+#endif

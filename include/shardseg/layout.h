@@ -1,0 +1,3 @@
+#ifndef SS_LAYOUT_H
+#define SS_LAYOUT_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef SS_LINEAR_H
+#define SS_LINEAR_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef SS_LOSS_H
+#define SS_LOSS_H
+#endif

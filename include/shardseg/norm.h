@@ -1,0 +1,3 @@
+#ifndef SS_NORM_H
+#define SS_NORM_H
+#endif

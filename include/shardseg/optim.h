@@ -1,0 +1,3 @@
+#ifndef SS_OPTIM_H
+#define SS_OPTIM_H
+#endif

@@ -1,0 +1,2 @@
+// act: placeholder until the kernel lands.
+#include "shardseg/act.h"

@@ -1,0 +1,2 @@
+// convt3d: placeholder until the kernel lands.
+#include "shardseg/convt3d.h"

@@ -1,0 +1,1 @@
+#include "act_ref.h"

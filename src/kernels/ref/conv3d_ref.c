@@ -1,0 +1,1 @@
+#include "conv3d_ref.h"

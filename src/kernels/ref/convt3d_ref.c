@@ -1,0 +1,1 @@
+#include "convt3d_ref.h"

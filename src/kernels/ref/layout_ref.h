@@ -1,0 +1,3 @@
+#ifndef SS_LAYOUT_REF_H
+#define SS_LAYOUT_REF_H
+#endif

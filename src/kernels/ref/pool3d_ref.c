@@ -1,0 +1,1 @@
+#include "pool3d_ref.h"
