@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "shardseg/arena.h"
+
 #include "testutil.h"
 
 START_TEST(test_alignment_and_peak)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "shardseg/comm.h"
+
 #include "testutil.h"
 
 static ss_comm_t *g_world;
@@ -64,7 +65,8 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_self_needs_no_mpi);
     suite_add_tcase(s, tc);
     int rc = ss_test_run(s);
-    // Every rank must agree on the outcome, or one rank's failure would be hidden by another's pass.
+    // Every rank must agree on the outcome, or one rank's failure would be hidden by another's
+    // pass.
     double failed = rc != 0;
     ss_comm_allreduce_sum_f64(g_world, &failed, 1, &err);
     ss_dist_finalize();

@@ -28,8 +28,8 @@ static int parse(fields_t *f, int argc, char **argv, char *msg, const char **pos
 
 START_TEST(test_good_values)
 {
-    char *argv[] = {"--steps", "12", "--lr=0.5", "-o", "run", "a.h5", "--flip",
-                    "--mem-limit", "1G", "--patch", "64x32x16", "--", "--odd"};
+    char *argv[] = {"--steps",     "12", "--lr=0.5", "-o",       "run", "a.h5", "--flip",
+                    "--mem-limit", "1G", "--patch",  "64x32x16", "--",  "--odd"};
     fields_t f;
     char msg[256];
     const char *pos[2];

@@ -4,6 +4,7 @@
 
 #include "shardseg/rng.h"
 #include "shardseg/tensor.h"
+
 #include "testutil.h"
 
 enum { N = 10007 }; // prime, so rank splits are uneven

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "shardseg/status.h"
+
 #include "testutil.h"
 
 static ss_status_t fails_with_context(ss_error_t *err)

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "shardseg/tensor.h"
+
 #include "testutil.h"
 
 START_TEST(test_init_strides)
@@ -16,7 +17,8 @@ START_TEST(test_init_strides)
     ck_assert_uint_eq(ss_tensor_nbytes(&t), 4u * 2 * 4 * 5 * 6 * 7);
     ck_assert(ss_tensor_is_contiguous(&t));
     int64_t idx[5] = {1, 2, 3, 4, 5};
-    ck_assert_int_eq(ss_tensor_offset(&t, idx), 1 * want[0] + 2 * want[1] + 3 * want[2] + 4 * 7 + 5);
+    ck_assert_int_eq(ss_tensor_offset(&t, idx),
+                     1 * want[0] + 2 * want[1] + 3 * want[2] + 4 * 7 + 5);
     char buf[64];
     ss_tensor_shape_str(&t, buf, sizeof(buf));
     ck_assert_str_eq(buf, "(2, 4, 5, 6, 7)");

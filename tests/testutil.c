@@ -1,9 +1,10 @@
 #include "testutil.h"
 
-#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include <hdf5.h>
 
 #include "shardseg/rng.h"
 
@@ -39,8 +40,8 @@ void ss_test_data_path(const char *file, char *buf, size_t len)
     snprintf(buf, len, "%s/tests/data/%s", src ? src : ".", file);
 }
 
-static void *golden_read(const char *file, const char *name, hid_t mem_type, size_t elem,
-                         int64_t *shape, int *ndim)
+static void *golden_read(
+    const char *file, const char *name, hid_t mem_type, size_t elem, int64_t *shape, int *ndim)
 {
     char path[4096];
     ss_test_data_path(file, path, sizeof(path));

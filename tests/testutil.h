@@ -2,9 +2,10 @@
 #ifndef SS_TESTUTIL_H
 #define SS_TESTUTIL_H
 
-#include <check.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <check.h>
 
 // Runs the suite, prints Check's summary and returns the process exit status (0 if all passed).
 int ss_test_run(Suite *s);

@@ -47,8 +47,8 @@ size_t ss_budget_peak(const ss_budget_t *b);
 
 // Allocates `bytes` aligned to SS_ALIGN, charged to budget b (which may be NULL). Release with
 // ss_aligned_free(p, bytes, b). Used for long-lived slabs (parameters, optimizer state).
-ss_status_t ss_aligned_alloc(void **out, size_t bytes, ss_budget_t *b, const char *what,
-                             ss_error_t *err);
+ss_status_t
+ss_aligned_alloc(void **out, size_t bytes, ss_budget_t *b, const char *what, ss_error_t *err);
 void ss_aligned_free(void *p, size_t bytes, ss_budget_t *b);
 
 typedef struct ss_arena ss_arena_t;
@@ -62,8 +62,8 @@ typedef struct {
 
 // Creates an arena whose chunks are at least chunk_bytes long (rounded up to SS_ALIGN), charged to
 // budget b (may be NULL). No memory is requested until the first allocation.
-ss_status_t ss_arena_create(size_t chunk_bytes, ss_budget_t *b, const char *name,
-                            ss_arena_t **out, ss_error_t *err);
+ss_status_t ss_arena_create(
+    size_t chunk_bytes, ss_budget_t *b, const char *name, ss_arena_t **out, ss_error_t *err);
 // Frees every chunk and returns the bytes to the budget. Accepts NULL; sets *pa = NULL.
 void ss_arena_destroy(ss_arena_t **pa);
 

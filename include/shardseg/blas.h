@@ -22,11 +22,32 @@ typedef enum {
 } ss_trans_t;
 
 // C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C; lda/ldb/ldc are row strides.
-void ss_gemm(ss_trans_t ta, ss_trans_t tb, int64_t m, int64_t n, int64_t k, float alpha,
-             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-             int64_t ldc, const ss_exec_t *ex);
-void ss_gemm_serial(ss_trans_t ta, ss_trans_t tb, int64_t m, int64_t n, int64_t k, float alpha,
-                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+void ss_gemm(ss_trans_t ta,
+             ss_trans_t tb,
+             int64_t m,
+             int64_t n,
+             int64_t k,
+             float alpha,
+             const float *a,
+             int64_t lda,
+             const float *b,
+             int64_t ldb,
+             float beta,
+             float *c,
+             int64_t ldc,
+             const ss_exec_t *ex);
+void ss_gemm_serial(ss_trans_t ta,
+                    ss_trans_t tb,
+                    int64_t m,
+                    int64_t n,
+                    int64_t k,
+                    float alpha,
+                    const float *a,
+                    int64_t lda,
+                    const float *b,
+                    int64_t ldb,
+                    float beta,
+                    float *c,
                     int64_t ldc);
 
 // "OpenBLAS 0.3.21 (OpenMP build, core SapphireRapids)" or similar, into buf.

@@ -13,9 +13,9 @@ extern "C" {
 #endif
 
 typedef struct {
-    int nthreads;            // OpenMP threads a kernel may use (>= 1)
-    void *work;              // scratch, SS_ALIGN-aligned, may be NULL if work_bytes == 0
-    size_t work_bytes;       // size of work
+    int nthreads;               // OpenMP threads a kernel may use (>= 1)
+    void *work;                 // scratch, SS_ALIGN-aligned, may be NULL if work_bytes == 0
+    size_t work_bytes;          // size of work
     const volatile int *cancel; // non-NULL and non-zero: long kernels return SS_ECANCELLED
 } ss_exec_t;
 

@@ -47,14 +47,21 @@ uint32_t ss_rng_below(ss_rng_t r, uint64_t index, uint32_t n);
 
 // Fill out[i] for i in [0, n) with values for indices first + i. Threaded over nthreads; the
 // values do not depend on nthreads.
-void ss_rng_fill_uniform(ss_rng_t r, uint64_t first, int64_t n, float lo, float hi, float *out,
-                         int nthreads);
-void ss_rng_fill_normal(ss_rng_t r, uint64_t first, int64_t n, float mean, float std, float *out,
-                        int nthreads);
+void ss_rng_fill_uniform(
+    ss_rng_t r, uint64_t first, int64_t n, float lo, float hi, float *out, int nthreads);
+void ss_rng_fill_normal(
+    ss_rng_t r, uint64_t first, int64_t n, float mean, float std, float *out, int nthreads);
 // Normal(mean, std) truncated to [lo, hi] (in units of the result) by the inverse-CDF method that
 // PyTorch's trunc_normal_ uses: one uniform per element, no rejection, so no index is shared.
-void ss_rng_fill_trunc_normal(ss_rng_t r, uint64_t first, int64_t n, float mean, float std,
-                              float lo, float hi, float *out, int nthreads);
+void ss_rng_fill_trunc_normal(ss_rng_t r,
+                              uint64_t first,
+                              int64_t n,
+                              float mean,
+                              float std,
+                              float lo,
+                              float hi,
+                              float *out,
+                              int nthreads);
 
 #ifdef __cplusplus
 }

@@ -58,9 +58,14 @@ void ss_error_clear(ss_error_t *err);
 
 // Records a failure in *err (if err is not NULL) and returns code. The message is formatted
 // printf-style and truncated to SS_ERROR_MSG_MAX-1 bytes. Use through SS_FAIL.
-ss_status_t ss_error_set(ss_error_t *err, ss_status_t code, long lib_code, const char *file,
-                         int line, const char *func, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
+ss_status_t ss_error_set(ss_error_t *err,
+                         ss_status_t code,
+                         long lib_code,
+                         const char *file,
+                         int line,
+                         const char *func,
+                         const char *fmt,
+                         ...) __attribute__((format(printf, 7, 8)));
 
 // Prepends "context: " to an already recorded message, so callers higher up can say which file
 // or option the low-level failure belongs to. Returns err->code (SS_OK if err is NULL).
@@ -74,13 +79,13 @@ size_t ss_error_format(const ss_error_t *err, int verbose, char *buf, size_t len
 // Record an error and return its code from the current function.
 #define SS_FAIL(err, code, ...)                                                                    \
     do {                                                                                           \
-        return ss_error_set((err), (code), 0, __FILE__, __LINE__, __func__, __VA_ARGS__);         \
+        return ss_error_set((err), (code), 0, __FILE__, __LINE__, __func__, __VA_ARGS__);          \
     } while (0)
 
 // Same as SS_FAIL, keeping the underlying library's code (errno, MPI error, HDF5 error number).
 #define SS_FAIL_LIB(err, code, lib, ...)                                                           \
     do {                                                                                           \
-        return ss_error_set((err), (code), (long)(lib), __FILE__, __LINE__, __func__,             \
+        return ss_error_set((err), (code), (long)(lib), __FILE__, __LINE__, __func__,              \
                             __VA_ARGS__);                                                          \
     } while (0)
 

@@ -36,11 +36,15 @@ typedef struct ss_tensor {
 
 // Describes a contiguous row-major tensor of the given shape over `data` (borrowed, may be NULL).
 // SS_ESHAPE if ndim is outside [0, SS_MAX_DIMS] or a dimension is negative.
-ss_status_t ss_tensor_init(ss_tensor_t *t, ss_dtype_t dtype, int ndim, const int64_t *shape,
-                           void *data, ss_error_t *err);
+ss_status_t ss_tensor_init(
+    ss_tensor_t *t, ss_dtype_t dtype, int ndim, const int64_t *shape, void *data, ss_error_t *err);
 // As ss_tensor_init, with data taken from arena a.
-ss_status_t ss_tensor_alloc(ss_tensor_t *t, ss_dtype_t dtype, int ndim, const int64_t *shape,
-                            ss_arena_t *a, ss_error_t *err);
+ss_status_t ss_tensor_alloc(ss_tensor_t *t,
+                            ss_dtype_t dtype,
+                            int ndim,
+                            const int64_t *shape,
+                            ss_arena_t *a,
+                            ss_error_t *err);
 
 int64_t ss_tensor_numel(const ss_tensor_t *t);
 size_t ss_tensor_nbytes(const ss_tensor_t *t); // numel * element size (contiguous extent)
@@ -52,11 +56,11 @@ int ss_tensor_same_shape(const ss_tensor_t *a, const ss_tensor_t *b);
 
 // View of the range [start, start + len) along dimension dim: same strides, data offset. The view
 // borrows t's data. SS_ESHAPE if the range is outside the tensor.
-ss_status_t ss_tensor_view_slab(ss_tensor_t *view, const ss_tensor_t *t, int dim, int64_t start,
-                                int64_t len, ss_error_t *err);
+ss_status_t ss_tensor_view_slab(
+    ss_tensor_t *view, const ss_tensor_t *t, int dim, int64_t start, int64_t len, ss_error_t *err);
 // View of a contiguous tensor with a new shape of the same element count.
-ss_status_t ss_tensor_view_reshape(ss_tensor_t *view, const ss_tensor_t *t, int ndim,
-                                   const int64_t *shape, ss_error_t *err);
+ss_status_t ss_tensor_view_reshape(
+    ss_tensor_t *view, const ss_tensor_t *t, int ndim, const int64_t *shape, ss_error_t *err);
 
 // Element offset of the index tuple idx (ndim entries) from data.
 int64_t ss_tensor_offset(const ss_tensor_t *t, const int64_t *idx);

@@ -4,13 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "opts.h"
 #include "shardseg/shardseg.h"
 
+#include "cli.h"
+#include "opts.h"
+
 // Times repeats of an n x n x n sgemm after one warm-up; fills per-run GFLOP/s.
-static ss_status_t time_sgemm(int64_t n, int repeats, int nthreads, double *gflops,
-                              ss_budget_t *budget, ss_error_t *err)
+static ss_status_t time_sgemm(
+    int64_t n, int repeats, int nthreads, double *gflops, ss_budget_t *budget, ss_error_t *err)
 {
     size_t bytes = (size_t)(n * n) * sizeof(float);
     float *a = NULL, *b = NULL, *c = NULL;

@@ -9,7 +9,8 @@ static const ss_cli_command_t g_commands[] = {
     {"synth", "synthesise BraTS-like cases (for the demo and tests)",
      "usage: shardseg synth --out DIR --cases N [--seed S] [--size 240x240x155]\n"
      "Builds realistic BraTS-2021-layout cases from the Colin27 template of Debian's mricron-data\n"
-     "(random deformation, tumour with enhancing rim, necrosis and edema, four contrasts, noise and\n"
+     "(random deformation, tumour with enhancing rim, necrosis and edema, four contrasts, noise "
+     "and\n"
      "bias field). Deterministic by seed.\n",
      NULL, "the Data issue"},
     {"prep", "convert MSD Task01 / BraTS folders to one HDF5 training file",
@@ -50,8 +51,7 @@ static const ss_cli_command_t g_commands[] = {
      "the peak that kernel benchmarks report their ratios against.\n",
      ss_cli_cmd_bench, NULL},
     {"plan", "memory and communication plan of a run before it starts",
-     "usage: shardseg plan --config run.ini [--ranks P]\n", NULL,
-     "the sequence-parallel issue"},
+     "usage: shardseg plan --config run.ini [--ranks P]\n", NULL, "the sequence-parallel issue"},
 };
 
 const ss_cli_command_t *ss_cli_commands(int *n)

@@ -4,9 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shardseg/shardseg.h"
+
 #include "cli.h"
 #include "opts.h"
-#include "shardseg/shardseg.h"
 
 static void print_version(void)
 {
@@ -29,13 +30,14 @@ static void print_usage(FILE *f)
         fprintf(f, "  %-9s %s%s\n", cmds[i].name, cmds[i].summary,
                 cmds[i].run ? "" : " (not built yet)");
     }
-    fprintf(f, "\noptions accepted by every command:\n"
-               "  -v, --verbose        debug logging, on every rank\n"
-               "  -q, --quiet          warnings and errors only\n"
-               "      --threads N      OpenMP threads per rank (default: OMP_NUM_THREADS or cores)\n"
-               "      --mem-limit SIZE memory budget per rank, e.g. 12G; refused before use\n\n"
-               "`shardseg <command> --help` describes each command. Exit codes: 0 ok, 1 runtime\n"
-               "failure, 2 bad usage, configuration or input.\n");
+    fprintf(f,
+            "\noptions accepted by every command:\n"
+            "  -v, --verbose        debug logging, on every rank\n"
+            "  -q, --quiet          warnings and errors only\n"
+            "      --threads N      OpenMP threads per rank (default: OMP_NUM_THREADS or cores)\n"
+            "      --mem-limit SIZE memory budget per rank, e.g. 12G; refused before use\n\n"
+            "`shardseg <command> --help` describes each command. Exit codes: 0 ok, 1 runtime\n"
+            "failure, 2 bad usage, configuration or input.\n");
 }
 
 static const ss_cli_command_t *find_command(const char *name)
@@ -79,8 +81,8 @@ static int take_common_options(int *argc, char **argv, ss_cli_ctx_t *ctx)
             size_t len = strlen(common[k].name);
             int is_long = strncmp(a, "--", 2) == 0 && strncmp(a + 2, common[k].name, len) == 0 &&
                           (a[2 + len] == '\0' || a[2 + len] == '=');
-            int is_short = common[k].short_name && a[0] == '-' && a[1] == common[k].short_name &&
-                           a[2] == '\0';
+            int is_short =
+                common[k].short_name && a[0] == '-' && a[1] == common[k].short_name && a[2] == '\0';
             if (is_long || is_short) {
                 match = 1;
                 takes_value = common[k].type != SS_OPT_FLAG && strchr(a, '=') == NULL;
@@ -139,8 +141,9 @@ static int run_command(const ss_cli_command_t *cmd, int argc, char **argv)
                 return SS_EXIT_OK;
             }
         }
-        ss_cli_error(cmd->name, "not built yet in shardseg %s (it arrives with %s); "
-                                "see README for what works today",
+        ss_cli_error(cmd->name,
+                     "not built yet in shardseg %s (it arrives with %s); "
+                     "see README for what works today",
                      ss_version(), cmd->arrives);
         return SS_EXIT_USAGE;
     }
@@ -179,7 +182,8 @@ int main(int argc, char **argv)
     // Common options may precede the command: find the first word that is not one of them.
     int ci = 1;
     while (ci < argc && argv[ci][0] == '-') {
-        int has_value = (strcmp(argv[ci], "--threads") == 0 || strcmp(argv[ci], "--mem-limit") == 0);
+        int has_value =
+            (strcmp(argv[ci], "--threads") == 0 || strcmp(argv[ci], "--mem-limit") == 0);
         ci += has_value ? 2 : 1;
     }
     if (ci >= argc) {

@@ -8,8 +8,8 @@
 
 #include "shardseg/arena.h"
 
-static const ss_cli_opt_t *find_long(const ss_cli_opt_t *opts, int nopts, const char *name,
-                                     size_t len)
+static const ss_cli_opt_t *
+find_long(const ss_cli_opt_t *opts, int nopts, const char *name, size_t len)
 {
     for (int i = 0; i < nopts; i++) {
         if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0) {
@@ -149,8 +149,15 @@ static int is_help(const char *a)
     return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
 }
 
-ss_cli_result_t ss_cli_parse(int argc, char **argv, const ss_cli_opt_t *opts, int nopts,
-                             const char **pos, int max_pos, int *npos, char *msg, size_t msg_len)
+ss_cli_result_t ss_cli_parse(int argc,
+                             char **argv,
+                             const ss_cli_opt_t *opts,
+                             int nopts,
+                             const char **pos,
+                             int max_pos,
+                             int *npos,
+                             char *msg,
+                             size_t msg_len)
 {
     *npos = 0;
     int only_positional = 0;
@@ -214,7 +221,8 @@ void ss_cli_print_options(void *fp, const ss_cli_opt_t *opts, int nopts)
     FILE *f = fp;
     for (int i = 0; i < nopts; i++) {
         char left[64];
-        const char *mv = opts[i].type == SS_OPT_FLAG ? "" : (opts[i].metavar ? opts[i].metavar : "X");
+        const char *mv =
+            opts[i].type == SS_OPT_FLAG ? "" : (opts[i].metavar ? opts[i].metavar : "X");
         if (opts[i].short_name) {
             snprintf(left, sizeof(left), "-%c, --%s%s%s", opts[i].short_name, opts[i].name,
                      *mv ? " " : "", mv);

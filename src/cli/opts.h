@@ -37,8 +37,15 @@ typedef enum {
 // Parses argv[0..argc) (argv[0] is the first argument, not the program name). Options may come
 // as "--name value", "--name=value" or "-s value"; "--" ends option parsing. Positional arguments
 // are stored in pos (borrowed from argv), at most max_pos of them.
-ss_cli_result_t ss_cli_parse(int argc, char **argv, const ss_cli_opt_t *opts, int nopts,
-                             const char **pos, int max_pos, int *npos, char *msg, size_t msg_len);
+ss_cli_result_t ss_cli_parse(int argc,
+                             char **argv,
+                             const ss_cli_opt_t *opts,
+                             int nopts,
+                             const char **pos,
+                             int max_pos,
+                             int *npos,
+                             char *msg,
+                             size_t msg_len);
 
 // Writes the option table as aligned help lines to f (a FILE *).
 void ss_cli_print_options(void *f, const ss_cli_opt_t *opts, int nopts);

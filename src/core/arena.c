@@ -36,9 +36,8 @@ ss_status_t ss_budget_charge(ss_budget_t *b, size_t bytes, const char *what, ss_
     } while (!__atomic_compare_exchange_n(&b->in_use, &cur, next, 0, __ATOMIC_RELAXED,
                                           __ATOMIC_RELAXED));
     size_t peak = b->peak;
-    while (next > peak &&
-           !__atomic_compare_exchange_n(&b->peak, &peak, next, 0, __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED)) {
+    while (next > peak && !__atomic_compare_exchange_n(&b->peak, &peak, next, 0, __ATOMIC_RELAXED,
+                                                       __ATOMIC_RELAXED)) {
     }
     return SS_OK;
 }
@@ -65,8 +64,8 @@ static size_t round_up(size_t n, size_t a)
     return (n + a - 1) / a * a;
 }
 
-ss_status_t ss_aligned_alloc(void **out, size_t bytes, ss_budget_t *b, const char *what,
-                             ss_error_t *err)
+ss_status_t
+ss_aligned_alloc(void **out, size_t bytes, ss_budget_t *b, const char *what, ss_error_t *err)
 {
     *out = NULL;
     size_t padded = round_up(bytes ? bytes : 1, SS_ALIGN);
@@ -118,8 +117,8 @@ struct ss_arena {
     char name[48];
 };
 
-ss_status_t ss_arena_create(size_t chunk_bytes, ss_budget_t *b, const char *name,
-                            ss_arena_t **out, ss_error_t *err)
+ss_status_t ss_arena_create(
+    size_t chunk_bytes, ss_budget_t *b, const char *name, ss_arena_t **out, ss_error_t *err)
 {
     *out = NULL;
     ss_arena_t *a = calloc(1, sizeof(*a));

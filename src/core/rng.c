@@ -103,21 +103,21 @@ uint32_t ss_rng_below(ss_rng_t r, uint64_t index, uint32_t n)
     }
 }
 
-void ss_rng_fill_uniform(ss_rng_t r, uint64_t first, int64_t n, float lo, float hi, float *out,
-                         int nthreads)
+void ss_rng_fill_uniform(
+    ss_rng_t r, uint64_t first, int64_t n, float lo, float hi, float *out, int nthreads)
 {
     float span = hi - lo;
-#pragma omp parallel for num_threads(nthreads) schedule(static) default(none)                     \
+#pragma omp parallel for num_threads(nthreads) schedule(static) default(none)                      \
     shared(r, first, n, lo, span, out)
     for (int64_t i = 0; i < n; i++) {
         out[i] = lo + span * ss_rng_uniform(r, first + (uint64_t)i);
     }
 }
 
-void ss_rng_fill_normal(ss_rng_t r, uint64_t first, int64_t n, float mean, float std, float *out,
-                        int nthreads)
+void ss_rng_fill_normal(
+    ss_rng_t r, uint64_t first, int64_t n, float mean, float std, float *out, int nthreads)
 {
-#pragma omp parallel for num_threads(nthreads) schedule(static) default(none)                     \
+#pragma omp parallel for num_threads(nthreads) schedule(static) default(none)                      \
     shared(r, first, n, mean, std, out)
     for (int64_t i = 0; i < n; i++) {
         out[i] = mean + std * ss_rng_normal(r, first + (uint64_t)i);
@@ -155,12 +155,19 @@ static double normal_icdf(double p)
     return x;
 }
 
-void ss_rng_fill_trunc_normal(ss_rng_t r, uint64_t first, int64_t n, float mean, float std,
-                              float lo, float hi, float *out, int nthreads)
+void ss_rng_fill_trunc_normal(ss_rng_t r,
+                              uint64_t first,
+                              int64_t n,
+                              float mean,
+                              float std,
+                              float lo,
+                              float hi,
+                              float *out,
+                              int nthreads)
 {
     double a = normal_cdf(((double)lo - mean) / std);
     double b = normal_cdf(((double)hi - mean) / std);
-#pragma omp parallel for num_threads(nthreads) schedule(static) default(none)                     \
+#pragma omp parallel for num_threads(nthreads) schedule(static) default(none)                      \
     shared(r, first, n, mean, std, lo, hi, out, a, b)
     for (int64_t i = 0; i < n; i++) {
         double u = a + (b - a) * ((double)ss_rng_u32(r, first + (uint64_t)i) + 0.5) / 4294967296.0;

@@ -37,8 +37,14 @@ void ss_error_clear(ss_error_t *err)
     err->code = SS_OK;
 }
 
-ss_status_t ss_error_set(ss_error_t *err, ss_status_t code, long lib_code, const char *file,
-                         int line, const char *func, const char *fmt, ...)
+ss_status_t ss_error_set(ss_error_t *err,
+                         ss_status_t code,
+                         long lib_code,
+                         const char *file,
+                         int line,
+                         const char *func,
+                         const char *fmt,
+                         ...)
 {
     if (err == NULL) {
         return code;
@@ -85,8 +91,9 @@ size_t ss_error_format(const ss_error_t *err, int verbose, char *buf, size_t len
     if (err == NULL || err->code == SS_OK) {
         n = snprintf(buf, len, "no error");
     } else if (verbose && err->file != NULL) {
-        n = snprintf(buf, len, "%s [%s at %s:%d]", err->msg[0] ? err->msg : ss_status_str(err->code),
-                     ss_status_name(err->code), err->file, err->line);
+        n = snprintf(buf, len, "%s [%s at %s:%d]",
+                     err->msg[0] ? err->msg : ss_status_str(err->code), ss_status_name(err->code),
+                     err->file, err->line);
     } else {
         n = snprintf(buf, len, "%s", err->msg[0] ? err->msg : ss_status_str(err->code));
     }

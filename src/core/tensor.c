@@ -26,8 +26,8 @@ static ss_status_t check_shape(int ndim, const int64_t *shape, ss_error_t *err)
     return SS_OK;
 }
 
-ss_status_t ss_tensor_init(ss_tensor_t *t, ss_dtype_t dtype, int ndim, const int64_t *shape,
-                           void *data, ss_error_t *err)
+ss_status_t ss_tensor_init(
+    ss_tensor_t *t, ss_dtype_t dtype, int ndim, const int64_t *shape, void *data, ss_error_t *err)
 {
     SS_TRY(check_shape(ndim, shape, err));
     memset(t, 0, sizeof(*t));
@@ -43,8 +43,12 @@ ss_status_t ss_tensor_init(ss_tensor_t *t, ss_dtype_t dtype, int ndim, const int
     return SS_OK;
 }
 
-ss_status_t ss_tensor_alloc(ss_tensor_t *t, ss_dtype_t dtype, int ndim, const int64_t *shape,
-                            ss_arena_t *a, ss_error_t *err)
+ss_status_t ss_tensor_alloc(ss_tensor_t *t,
+                            ss_dtype_t dtype,
+                            int ndim,
+                            const int64_t *shape,
+                            ss_arena_t *a,
+                            ss_error_t *err)
 {
     SS_TRY(ss_tensor_init(t, dtype, ndim, shape, NULL, err));
     return ss_arena_alloc(a, ss_tensor_nbytes(t), &t->data, err);
@@ -90,8 +94,8 @@ int ss_tensor_same_shape(const ss_tensor_t *a, const ss_tensor_t *b)
     return 1;
 }
 
-ss_status_t ss_tensor_view_slab(ss_tensor_t *view, const ss_tensor_t *t, int dim, int64_t start,
-                                int64_t len, ss_error_t *err)
+ss_status_t ss_tensor_view_slab(
+    ss_tensor_t *view, const ss_tensor_t *t, int dim, int64_t start, int64_t len, ss_error_t *err)
 {
     if (dim < 0 || dim >= t->ndim) {
         SS_FAIL(err, SS_ESHAPE, "slab dimension %d outside a rank-%d tensor", dim, t->ndim);
@@ -110,8 +114,8 @@ ss_status_t ss_tensor_view_slab(ss_tensor_t *view, const ss_tensor_t *t, int dim
     return SS_OK;
 }
 
-ss_status_t ss_tensor_view_reshape(ss_tensor_t *view, const ss_tensor_t *t, int ndim,
-                                   const int64_t *shape, ss_error_t *err)
+ss_status_t ss_tensor_view_reshape(
+    ss_tensor_t *view, const ss_tensor_t *t, int ndim, const int64_t *shape, ss_error_t *err)
 {
     if (!ss_tensor_is_contiguous(t)) {
         SS_FAIL(err, SS_ESHAPE, "reshape of a non-contiguous tensor");
@@ -119,8 +123,8 @@ ss_status_t ss_tensor_view_reshape(ss_tensor_t *view, const ss_tensor_t *t, int 
     ss_tensor_t v;
     SS_TRY(ss_tensor_init(&v, t->dtype, ndim, shape, t->data, err));
     if (ss_tensor_numel(&v) != ss_tensor_numel(t)) {
-        SS_FAIL(err, SS_ESHAPE, "reshape from %lld to %lld elements",
-                (long long)ss_tensor_numel(t), (long long)ss_tensor_numel(&v));
+        SS_FAIL(err, SS_ESHAPE, "reshape from %lld to %lld elements", (long long)ss_tensor_numel(t),
+                (long long)ss_tensor_numel(&v));
     }
     v.view_of = t;
     *view = v;

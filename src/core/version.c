@@ -28,7 +28,7 @@ ss_cpu_features_t ss_cpu_features(void)
 void ss_build_info(char *buf, size_t len)
 {
     ss_cpu_features_t f = ss_cpu_features();
-    snprintf(buf, len, "gcc %d.%d, OpenMP %d; cpu:%s%s%s%s%s", __GNUC__, __GNUC_MINOR__,
-             _OPENMP, f.avx2 ? " avx2" : "", f.fma ? " fma" : "", f.avx512f ? " avx512f" : "",
+    snprintf(buf, len, "gcc %d.%d, OpenMP %d; cpu:%s%s%s%s%s", __GNUC__, __GNUC_MINOR__, _OPENMP,
+             f.avx2 ? " avx2" : "", f.fma ? " fma" : "", f.avx512f ? " avx512f" : "",
              f.avx512_bf16 ? " avx512bf16" : "", f.amx_tile ? " amx" : "");
 }

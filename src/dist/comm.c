@@ -1,10 +1,11 @@
 #include "shardseg/comm.h"
 
 #include <limits.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <mpi.h>
 
 struct ss_comm {
     MPI_Comm mpi; // MPI_COMM_NULL for the MPI-free self communicator
@@ -27,7 +28,7 @@ static ss_status_t mpi_fail(ss_error_t *err, int rc, const char *what, const cha
     return ss_error_set(err, SS_EMPI, rc, file, line, what, "%s: %s", what, text);
 }
 
-#define SS_MPI_TRY(call)                                                                              \
+#define SS_MPI_TRY(call)                                                                           \
     do {                                                                                           \
         int mpi_rc_ = (call);                                                                      \
         if (mpi_rc_ != MPI_SUCCESS) {                                                              \
@@ -48,8 +49,9 @@ ss_status_t ss_dist_init(int *argc, char ***argv, ss_comm_t **world, ss_error_t 
         }
         g_we_initialized = 1;
         if (provided < MPI_THREAD_FUNNELED) {
-            SS_FAIL(err, SS_EMPI, "the MPI library does not provide MPI_THREAD_FUNNELED; "
-                                  "use an MPI built with thread support");
+            SS_FAIL(err, SS_EMPI,
+                    "the MPI library does not provide MPI_THREAD_FUNNELED; "
+                    "use an MPI built with thread support");
         }
     }
     if (g_world.mpi == MPI_COMM_NULL) {
@@ -123,8 +125,8 @@ int ss_comm_size(const ss_comm_t *c)
 }
 
 // MPI counts are int; reduce large buffers in pieces so n above INT_MAX still works.
-static ss_status_t allreduce_chunks(ss_comm_t *c, void *buf, size_t n, size_t elem,
-                                    MPI_Datatype type, MPI_Op op, ss_error_t *err)
+static ss_status_t allreduce_chunks(
+    ss_comm_t *c, void *buf, size_t n, size_t elem, MPI_Datatype type, MPI_Op op, ss_error_t *err)
 {
     if (c->size == 1 || n == 0) {
         return SS_OK;
@@ -132,7 +134,8 @@ static ss_status_t allreduce_chunks(ss_comm_t *c, void *buf, size_t n, size_t el
     const size_t max_chunk = (size_t)INT_MAX / 2;
     for (size_t off = 0; off < n; off += max_chunk) {
         size_t cnt = n - off < max_chunk ? n - off : max_chunk;
-        SS_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elem, (int)cnt, type, op, c->mpi));
+        SS_MPI_TRY(
+            MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elem, (int)cnt, type, op, c->mpi));
     }
     return SS_OK;
 }

@@ -1,8 +1,9 @@
 #include "shardseg/blas.h"
 
+#include <stdio.h>
+
 #include <cblas.h>
 #include <omp.h>
-#include <stdio.h>
 
 #include "shardseg/status.h"
 
@@ -11,9 +12,20 @@ static CBLAS_TRANSPOSE cblas_trans(ss_trans_t t)
     return t == SS_TRANS ? CblasTrans : CblasNoTrans;
 }
 
-void ss_gemm(ss_trans_t ta, ss_trans_t tb, int64_t m, int64_t n, int64_t k, float alpha,
-             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-             int64_t ldc, const ss_exec_t *ex)
+void ss_gemm(ss_trans_t ta,
+             ss_trans_t tb,
+             int64_t m,
+             int64_t n,
+             int64_t k,
+             float alpha,
+             const float *a,
+             int64_t lda,
+             const float *b,
+             int64_t ldb,
+             float beta,
+             float *c,
+             int64_t ldc,
+             const ss_exec_t *ex)
 {
     SS_ASSERT(!omp_in_parallel());
     if (m == 0 || n == 0) {
@@ -22,20 +34,30 @@ void ss_gemm(ss_trans_t ta, ss_trans_t tb, int64_t m, int64_t n, int64_t k, floa
     // OpenBLAS keeps its thread count in a global; setting it per call makes each call site's
     // threading explicit (STYLE.md rule 15) at the cost of one cheap store.
     openblas_set_num_threads(ex ? ex->nthreads : 1);
-    cblas_sgemm(CblasRowMajor, cblas_trans(ta), cblas_trans(tb), (blasint)m, (blasint)n,
-                (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+    cblas_sgemm(CblasRowMajor, cblas_trans(ta), cblas_trans(tb), (blasint)m, (blasint)n, (blasint)k,
+                alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
 }
 
-void ss_gemm_serial(ss_trans_t ta, ss_trans_t tb, int64_t m, int64_t n, int64_t k, float alpha,
-                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+void ss_gemm_serial(ss_trans_t ta,
+                    ss_trans_t tb,
+                    int64_t m,
+                    int64_t n,
+                    int64_t k,
+                    float alpha,
+                    const float *a,
+                    int64_t lda,
+                    const float *b,
+                    int64_t ldb,
+                    float beta,
+                    float *c,
                     int64_t ldc)
 {
     if (m == 0 || n == 0) {
         return;
     }
     // Inside a parallel region the OpenMP build of OpenBLAS runs the call on the calling thread.
-    cblas_sgemm(CblasRowMajor, cblas_trans(ta), cblas_trans(tb), (blasint)m, (blasint)n,
-                (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+    cblas_sgemm(CblasRowMajor, cblas_trans(ta), cblas_trans(tb), (blasint)m, (blasint)n, (blasint)k,
+                alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
 }
 
 int ss_blas_is_openmp(void)
