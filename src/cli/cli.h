@@ -25,6 +25,7 @@ typedef struct {
     size_t mem_limit; // bytes per rank, 0 = unlimited (--mem-limit)
     int verbose;      // --verbose: debug logging on every rank
     int quiet;        // --quiet: warnings and errors only
+    int started;      // ss_cli_start has run (MPI is up)
 } ss_cli_ctx_t;
 
 typedef int (*ss_cli_run_fn)(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
@@ -36,6 +37,10 @@ typedef struct {
     ss_cli_run_fn run;   // NULL: planned, not built yet
     const char *arrives; // for planned commands: the issue that builds it
 } ss_cli_command_t;
+
+// Starts MPI and logging for a command once its options are known to be valid, so a usage error
+// costs no MPI start-up. Fills world/rank/nranks. Returns 0, or the exit code after printing.
+int ss_cli_start(ss_cli_ctx_t *ctx, const char *cmd);
 
 // The command table, in the order `shardseg --help` lists them.
 const ss_cli_command_t *ss_cli_commands(int *n);

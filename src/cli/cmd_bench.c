@@ -65,6 +65,10 @@ static int bench_gemm(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
         ss_cli_error(cmd, "%s", msg);
         return SS_EXIT_USAGE;
     }
+    int rc = ss_cli_start(ctx, cmd);
+    if (rc != 0) {
+        return rc;
+    }
     ss_budget_t budget;
     ss_budget_init(&budget, ctx->mem_limit);
     double *gf = calloc((size_t)repeats * 2, sizeof(double));
@@ -74,7 +78,6 @@ static int bench_gemm(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
     }
     ss_error_t err;
     ss_error_clear(&err);
-    int rc = SS_EXIT_OK;
     if (time_sgemm(n, (int)repeats, ctx->nthreads, gf, &budget, &err) != SS_OK) {
         rc = ss_cli_fail(cmd, &err);
         goto out;

@@ -124,6 +124,20 @@ static void configure_logging(const ss_cli_ctx_t *ctx)
     ss_log_configure(&cfg);
 }
 
+int ss_cli_start(ss_cli_ctx_t *ctx, const char *cmd)
+{
+    ss_error_t err;
+    ss_error_clear(&err);
+    if (ss_dist_init(NULL, NULL, &ctx->world, &err) != SS_OK) {
+        return ss_cli_fail(cmd, &err);
+    }
+    ctx->started = 1;
+    ctx->rank = ss_comm_rank(ctx->world);
+    ctx->nranks = ss_comm_size(ctx->world);
+    configure_logging(ctx);
+    return 0;
+}
+
 static int run_command(const ss_cli_command_t *cmd, int argc, char **argv)
 {
     ss_cli_ctx_t ctx;
@@ -147,20 +161,15 @@ static int run_command(const ss_cli_command_t *cmd, int argc, char **argv)
                      ss_version(), cmd->arrives);
         return SS_EXIT_USAGE;
     }
-    ss_error_t err;
-    ss_error_clear(&err);
-    if (ss_dist_init(NULL, NULL, &ctx.world, &err) != SS_OK) {
-        return ss_cli_fail(cmd->name, &err);
-    }
-    ctx.rank = ss_comm_rank(ctx.world);
-    ctx.nranks = ss_comm_size(ctx.world);
-    configure_logging(&ctx);
+    ctx.nranks = 1;
     rc = cmd->run(&ctx, cmd->name, argc, argv);
-    if (rc != SS_EXIT_OK && ctx.nranks > 1) {
-        // Other ranks may be waiting in a collective for this one: end them all.
-        ss_dist_abort(rc);
+    if (ctx.started) {
+        if (rc != SS_EXIT_OK && ctx.nranks > 1) {
+            // Other ranks may be waiting in a collective for this one: end them all.
+            ss_dist_abort(rc);
+        }
+        ss_dist_finalize();
     }
-    ss_dist_finalize();
     return rc;
 }
 
