@@ -14,7 +14,9 @@ AC_DEFUN([SS_CHECK_OPENBLAS], [
   ss_multiarch=`$CC -print-multiarch 2>/dev/null`
   ss_blas_dir=
   BLAS_RPATH=
-  AS_IF([test "x$with_openblas" != xauto],
+  AS_IF([test "x$with_openblas" != xauto && test ! -d "$with_openblas"],
+    [AC_MSG_ERROR([--with-openblas: '$with_openblas' is not a directory; give the directory holding libopenblas.so])],
+    [test "x$with_openblas" != xauto],
     [ss_blas_dir="$with_openblas"
      BLAS_CFLAGS="-I$with_openblas -I$with_openblas/include"
      BLAS_LIBS="-L$with_openblas -L$with_openblas/lib -lopenblas"
