@@ -58,6 +58,22 @@ def attention(q, k, v):
     return torch.matmul(torch.softmax(s, dim=-1), v)
 
 
+def dice_ce_sigmoid(x, t):
+    # MONAI DiceCELoss(sigmoid=True) with its defaults, written out (MONAI is not a dependency).
+    p = torch.sigmoid(x)
+    dims = (2, 3, 4)
+    inter = (p * t).sum(dims)
+    dice = 1 - (2 * inter + 1e-5) / (p.sum(dims) + t.sum(dims) + 1e-5)
+    return dice.mean() + F.binary_cross_entropy_with_logits(x, t)
+
+
+def bench_adamw(repeats):
+    p = torch.nn.Parameter(torch.randn(16 * 1024 * 1024))
+    p.grad = torch.randn_like(p)
+    opt = torch.optim.AdamW([p], lr=1e-3)
+    report("adamw", opt.step, opt.step, repeats)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -85,6 +101,11 @@ def main():
         "linear": (lambda: (rand(4096, 768), rand(3072, 768), rand(3072)),
                    lambda x, w, b: F.linear(x, w, b)),
         "maxpool": (lambda: (rand(1, 32, 128, 128, 128),), lambda x: F.max_pool3d(x, 2)),
+        "concat": (lambda: (rand(1, 32, 64, 64, 64), rand(1, 32, 64, 64, 64)),
+                   lambda a, b: torch.cat((a, b), 1)),
+        "dice_ce_sigmoid": (lambda: (rand(1, 3, 128, 128, 128),
+                                     (torch.rand(1, 3, 128, 128, 128) < 0.2).float()),
+                            dice_ce_sigmoid),
     }
     only = set(filter(None, args.only.split(",")))
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
@@ -92,6 +113,8 @@ def main():
     for name, (make, fwd) in ops.items():
         if not only or name in only:
             bench_op(name, make, fwd, args.repeats)
+    if not only or "adamw" in only:
+        bench_adamw(args.repeats)
 
 
 if __name__ == "__main__":

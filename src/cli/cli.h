@@ -6,7 +6,9 @@
 #define SS_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "shardseg/arena.h"
 #include "shardseg/comm.h"
 #include "shardseg/status.h"
 
@@ -54,5 +56,15 @@ int ss_cli_exit_code(ss_status_t st);
 
 // Subcommands that exist.
 int ss_cli_cmd_bench(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
+int ss_cli_bench_kernels(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
+
+// Reference rates the benchmarks report against, measured in the same run:
+// sgemm GFLOP/s of `repeats` n^3 products after a warm-up, into gflops[0..repeats);
+ss_status_t ss_cli_bench_sgemm(
+    int64_t n, int repeats, int nthreads, double *gflops, ss_budget_t *budget, ss_error_t *err);
+// best memcpy bandwidth (bytes read + written per second, in GB/s) of a 256 MiB copy split over
+// nthreads threads.
+ss_status_t
+ss_cli_bench_memcpy(int nthreads, int repeats, double *gbs, ss_budget_t *budget, ss_error_t *err);
 
 #endif

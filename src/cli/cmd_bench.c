@@ -4,13 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "shardseg/shardseg.h"
 
 #include "cli.h"
 #include "opts.h"
 
-// Times repeats of an n x n x n sgemm after one warm-up; fills per-run GFLOP/s.
-static ss_status_t time_sgemm(
+ss_status_t ss_cli_bench_sgemm(
     int64_t n, int repeats, int nthreads, double *gflops, ss_budget_t *budget, ss_error_t *err)
 {
     size_t bytes = (size_t)(n * n) * sizeof(float);
@@ -40,6 +41,41 @@ out:
     ss_aligned_free(a, bytes, budget);
     ss_aligned_free(b, bytes, budget);
     ss_aligned_free(c, bytes, budget);
+    return st;
+}
+
+ss_status_t
+ss_cli_bench_memcpy(int nthreads, int repeats, double *gbs, ss_budget_t *budget, ss_error_t *err)
+{
+    const size_t bytes = 256u << 20;
+    char *src = NULL, *dst = NULL;
+    ss_status_t st = ss_aligned_alloc((void **)&src, bytes, budget, "bench memcpy", err);
+    if (st == SS_OK) {
+        st = ss_aligned_alloc((void **)&dst, bytes, budget, "bench memcpy", err);
+    }
+    if (st != SS_OK) {
+        goto out;
+    }
+    memset(src, 1, bytes);
+    memset(dst, 0, bytes);
+    double best = 0;
+    for (int r = -1; r < repeats; r++) {
+        double t0 = ss_time_now();
+#pragma omp parallel num_threads(nthreads) default(none) shared(src, dst, nthreads)
+        {
+            int64_t start, len;
+            ss_split_range((int64_t)bytes, nthreads, omp_get_thread_num(), &start, &len);
+            memcpy(dst + start, src + start, (size_t)len);
+        }
+        double rate = 2.0 * (double)bytes / (ss_time_now() - t0) * 1e-9;
+        if (r >= 0 && rate > best) {
+            best = rate;
+        }
+    }
+    *gbs = best;
+out:
+    ss_aligned_free(src, bytes, budget);
+    ss_aligned_free(dst, bytes, budget);
     return st;
 }
 
@@ -78,7 +114,7 @@ static int bench_gemm(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
     }
     ss_error_t err;
     ss_error_clear(&err);
-    if (time_sgemm(n, (int)repeats, ctx->nthreads, gf, &budget, &err) != SS_OK) {
+    if (ss_cli_bench_sgemm(n, (int)repeats, ctx->nthreads, gf, &budget, &err) != SS_OK) {
         rc = ss_cli_fail(cmd, &err);
         goto out;
     }
@@ -127,7 +163,10 @@ int ss_cli_cmd_bench(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
     if (strcmp(what, "gemm") == 0) {
         return bench_gemm(ctx, "bench gemm", argc - 1, argv + 1);
     }
-    if (strcmp(what, "kernels") == 0 || strcmp(what, "data") == 0 || strcmp(what, "step") == 0) {
+    if (strcmp(what, "kernels") == 0) {
+        return ss_cli_bench_kernels(ctx, "bench kernels", argc - 1, argv + 1);
+    }
+    if (strcmp(what, "data") == 0 || strcmp(what, "step") == 0) {
         ss_cli_error(cmd, "%s: not built yet in shardseg %s; see README for what works today", what,
                      ss_version());
         return SS_EXIT_USAGE;

@@ -46,9 +46,13 @@ static const ss_cli_command_t g_commands[] = {
      "the experiment-parallel tuning issue"},
     {"bench", "benchmarks: gemm (sgemm peak), kernels, data, step",
      "usage: shardseg bench gemm [--size N] [--repeats R]\n"
-     "       shardseg bench kernels|data|step ...   (arrive with their issues)\n"
+     "       shardseg bench kernels [--repeats R] [--only OP,OP]\n"
+     "       shardseg bench data|step ...   (arrive with their issues)\n"
      "gemm: OpenBLAS sgemm GFLOP/s on N x N x N, min/median over R timed runs after a warm-up;\n"
-     "the peak that kernel benchmarks report their ratios against.\n",
+     "the peak that kernel benchmarks report their ratios against.\n"
+     "kernels: forward and backward time of every kernel on the issue's benchmark shapes, as\n"
+     "GFLOP/s and fraction of the sgemm peak (compute-bound ops) or GB/s and fraction of memcpy\n"
+     "bandwidth (memory-bound ops), all measured in the same run.\n",
      ss_cli_cmd_bench, NULL},
     {"plan", "memory and communication plan of a run before it starts",
      "usage: shardseg plan --config run.ini [--ranks P]\n", NULL, "the sequence-parallel issue"},
