@@ -55,7 +55,12 @@ void ss_gemm_serial(ss_trans_t ta,
     if (m == 0 || n == 0) {
         return;
     }
-    // Inside a parallel region the OpenMP build of OpenBLAS runs the call on the calling thread.
+    // Inside an active parallel region the OpenMP build of OpenBLAS runs the call on the calling
+    // thread. A team of one (num_threads(1)) is not active, and OpenBLAS would then fork its own
+    // threads for every tile: pin it to one thread, which is safe as no other thread runs.
+    if (!omp_in_parallel()) {
+        openblas_set_num_threads(1);
+    }
     cblas_sgemm(CblasRowMajor, cblas_trans(ta), cblas_trans(tb), (blasint)m, (blasint)n, (blasint)k,
                 alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
 }
