@@ -315,6 +315,42 @@ static ss_status_t bench_adamw(bench_ctx_t *b, ss_error_t *err)
     return measure(b, &s, adamw_step, NULL, &c, err);
 }
 
+// ---- multi-head attention (flash-style, never an N x N matrix) ---------------------------------
+
+typedef struct {
+    ss_tensor_t q, k, v, o, lse, dout, dq, dk, dv;
+} attn_state_t;
+
+static ss_status_t attn_fwd(void *s, const ss_exec_t *ex, ss_error_t *err)
+{
+    attn_state_t *c = s;
+    return ss_attention_fwd(&c->o, &c->lse, &c->q, &c->k, &c->v, NULL, ex, err);
+}
+
+static ss_status_t attn_bwd(void *s, const ss_exec_t *ex, ss_error_t *err)
+{
+    attn_state_t *c = s;
+    return ss_attention_bwd(&c->dq, &c->dk, &c->dv, &c->q, &c->k, &c->v, &c->o, &c->dout, &c->lse,
+                            NULL, ex, err);
+}
+
+static ss_status_t bench_attention(bench_ctx_t *b, ss_error_t *err)
+{
+    attn_state_t c;
+    const int64_t n = 4096, h = 12, d = 64;
+    const int64_t tok[4] = {1, n, h, d};
+    ss_tensor_t *bufs[] = {&c.q, &c.k, &c.v, &c.o, &c.dout, &c.dq, &c.dk, &c.dv};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+        SS_TRY(tensor(b, bufs[i], 4, tok, 10 + i, err));
+    }
+    SS_TRY(tensor(b, &c.lse, 3, (int64_t[]){1, h, n}, 20, err));
+    SS_TRY(need_work(b, ss_attention_workspace_size(1, n, h, NULL, b->nthreads), err));
+    // Forward 2 GEMMs (QK^T, PV), backward 5 (recomputed S, dV, dP, dQ, dK): 2 N^2 D flops each.
+    double gemm = 2.0 * (double)(n * n * d * h);
+    bench_spec_t s = {"attention", "(B1,N4096,H12,D64)", 2 * gemm, 5 * gemm, 0, 0};
+    return measure(b, &s, attn_fwd, attn_bwd, &c, err);
+}
+
 // ---- driver ------------------------------------------------------------------------------------
 
 typedef ss_status_t (*bench_op_fn)(bench_ctx_t *b, ss_error_t *err);
@@ -324,7 +360,7 @@ static const struct {
     bench_op_fn run;
 } g_ops[] = {
     {"convt3d_k2", bench_convt3d},      {"maxpool", bench_maxpool}, {"concat", bench_concat},
-    {"dice_ce_sigmoid", bench_dice_ce}, {"adamw", bench_adamw},
+    {"dice_ce_sigmoid", bench_dice_ce}, {"adamw", bench_adamw},     {"attention", bench_attention},
 };
 
 int ss_cli_bench_kernels(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
