@@ -11,23 +11,14 @@
 #include "shardseg/status.h"
 #include "shardseg/tensor.h"
 
+#include "kernels_impl.h"
+
 // Elements per work item of the elementwise ops (64 KiB of floats): enough to amortise the
 // scheduling, small enough to balance two threads on small tensors.
 #define BLK 16384
 // Spatial positions per softmax work item: the block's C rows stay in L1/L2 between passes.
 #define SM_BLK 512
 
-// The build targets baseline x86-64 (no -march=native). GELU is compute bound (double erfc and
-// exp per element) and gains 3-4x from AVX2/AVX-512, so the hot loops are compiled for three ISA
-// levels and picked at load time. ISO C mode (-std=c11) implies -ffp-contract=off, so no clone
-// fuses multiply-adds and all clones produce the same bits.
-// -DSS_NO_CLONES builds the baseline loop only (to test it on an AVX-512 machine).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 &&           \
-    !defined(SS_NO_CLONES)
-#    define SS_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
-#else
-#    define SS_CLONES
-#endif
 
 // ---- vectorisable math ------------------------------------------------------------------------
 // Written without branches or libm calls so that `omp simd` loops vectorise at -O2 without

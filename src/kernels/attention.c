@@ -8,6 +8,8 @@
 
 #include "shardseg/blas.h"
 
+#include "kernels_impl.h"
+
 #define LOG2EF 1.44269504088896341f
 #define LN2F   0.693147180559945309f
 
@@ -19,15 +21,6 @@ enum {
     PART_DQ = 2,
 };
 
-// The library is built for baseline x86-64 (SSE2). The softmax loops below take 20-40% of the
-// time at SSE2 width, so they are also compiled for AVX2 and AVX-512 and picked at load time
-// (ifunc). Sums then round by the lane count of the clone: deterministic on one machine.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#    define SIMD_CLONES                                                                            \
-        __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#    define SIMD_CLONES
-#endif
 
 typedef union {
     float f;
@@ -239,7 +232,7 @@ static void unit_bht(int64_t u, int64_t heads, int64_t ntiles, int64_t *b, int64
 // s becomes 2^(s - m_new) in place, corr[i] = 2^(m_old - m_new) rescales row i's accumulator (0
 // while m_old == -inf, before the first key). The exp loop is written out here rather than in a
 // helper so that it is compiled inside every clone (GCC does not inline it into them).
-SIMD_CLONES
+SS_CLONES
 static void softmax_tile(float *restrict s,
                          int64_t rows,
                          int64_t nb,
@@ -396,7 +389,7 @@ static bwd_head_t bwd_head(const bwd_args_t *a, int64_t b, int64_t h)
 }
 
 // P = 2^(S - lse log2 e) in place, rows x nb, S in log2 units.
-SIMD_CLONES
+SS_CLONES
 static void probs_rows(float *restrict s, int64_t rows, int64_t nb, const float *restrict lse)
 {
     for (int64_t i = 0; i < rows; i++) {
@@ -410,7 +403,7 @@ static void probs_rows(float *restrict s, int64_t rows, int64_t nb, const float 
 }
 
 // dS = P (dP - dvec) in place of dP, rows x nb.
-SIMD_CLONES
+SS_CLONES
 static void dscores_rows(float *restrict dp,
                          const float *restrict p,
                          int64_t rows,

@@ -31,11 +31,17 @@ void ss_gemm(ss_trans_t ta,
     if (m == 0 || n == 0) {
         return;
     }
-    // OpenBLAS keeps its thread count in a global; setting it per call makes each call site's
-    // threading explicit (STYLE.md rule 15) at the cost of one cheap store.
-    openblas_set_num_threads(ex ? ex->nthreads : 1);
+    // The OpenMP build of OpenBLAS sizes its team from omp_get_max_threads() at every call and
+    // overrides openblas_set_num_threads() when they differ. nthreads-var is an ICV of the calling
+    // task, so setting it around the call and restoring it gives this call site exactly
+    // ex->nthreads threads (STYLE.md rule 15) without leaking a setting to the rest of the process.
+    int saved = omp_get_max_threads();
+    int nthreads = ex ? ex->nthreads : 1;
+    omp_set_num_threads(nthreads);
+    openblas_set_num_threads(nthreads);
     cblas_sgemm(CblasRowMajor, cblas_trans(ta), cblas_trans(tb), (blasint)m, (blasint)n, (blasint)k,
                 alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+    omp_set_num_threads(saved);
 }
 
 void ss_gemm_serial(ss_trans_t ta,

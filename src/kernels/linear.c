@@ -11,16 +11,8 @@
 #include "shardseg/status.h"
 #include "shardseg/tensor.h"
 
-// The build targets baseline x86-64 (no -march=native); the bias-gradient column sums convert to
-// double and gain 2-4x from AVX2/AVX-512, so that loop is compiled for three ISA levels and picked
-// at load time (ISO C mode: no FMA contraction, all clones round alike).
-// -DSS_NO_CLONES builds the baseline loop only (to test it on an AVX-512 machine).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 &&           \
-    !defined(SS_NO_CLONES)
-#    define SS_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
-#else
-#    define SS_CLONES
-#endif
+#include "kernels_impl.h"
+
 
 // Columns per work item of the bias-gradient column sums: 256 doubles of accumulators (2 KiB)
 // and 1 KiB of each dy row per step.

@@ -10,6 +10,8 @@
 #include "shardseg/status.h"
 #include "shardseg/tensor.h"
 
+#include "kernels_impl.h"
+
 // Voxels per chunk. Sums are formed per chunk and folded in chunk order, which makes them
 // independent of the thread count; 1024 keeps a chunk's C + 5 scratch rows in L1 for C <= 10.
 #define CHUNK    1024
@@ -42,24 +44,12 @@ typedef struct {
 // calls unless the whole file were built with -ffast-math (STYLE.md rule 1). Cephes polynomials,
 // about 1-2 ulp; relies on -std=c11 (no FP contraction) for reproducibility across vector widths.
 
-// c ? a : b through integer masks. GCC (with the default -ftrapping-math) will not if-convert a
-// float `?:` whose result feeds more float arithmetic, which leaves the whole loop scalar.
-static inline float selectf(int c, float a, float b)
-{
-    int32_t ai, bi, m = c ? -1 : 0;
-    memcpy(&ai, &a, sizeof(ai));
-    memcpy(&bi, &b, sizeof(bi));
-    int32_t r = (ai & m) | (bi & ~m);
-    float y;
-    memcpy(&y, &r, sizeof(y));
-    return y;
-}
 
 // exp(x) for x <= 0 (every caller: x - max, -|x|). The clamp keeps 2^n a normal number:
 // exp(x < -87) returns ~1.6e-38 instead of 0, harmless for probabilities.
 static inline float vexpf(float x)
 {
-    x = selectf(x < -87.0f, -87.0f, x);
+    x = ss__selectf(x < -87.0f, -87.0f, x);
     float t = x * 1.44269504088896341f + 12582912.0f; // round to nearest via 1.5 * 2^23
     float n = t - 12582912.0f;
     float r = x - n * 0.693359375f;
@@ -72,7 +62,7 @@ static inline float vexpf(float x)
     y = y * r + 5.0000001201e-1f;
     y = y * (r * r) + r + 1.0f;
     // NaN stays NaN through y; n = 0 for it keeps the conversion defined.
-    int32_t bits = ((int32_t)selectf(n == n, n, 0.0f) + 127) << 23;
+    int32_t bits = ((int32_t)ss__selectf(n == n, n, 0.0f) + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof(scale));
     return y * scale;
@@ -89,7 +79,7 @@ static inline float vlogf(float x)
     memcpy(&m, &mi, sizeof(m));
     int small = m < 0.707106781186547524f;
     float fe = (float)(e - small);
-    float f = selectf(small, m + m - 1.0f, m - 1.0f);
+    float f = ss__selectf(small, m + m - 1.0f, m - 1.0f);
     float z = f * f;
     float y = 7.0376836292e-2f;
     y = y * f - 1.1514610310e-1f;
@@ -337,10 +327,10 @@ labels_chunk(float *scr, const loss_geom_t *g, int64_t n, int64_t s0, int64_t le
         float yv = y[v];
         int32_t ign = yv == ignore;
         // 0.5 stands in for out-of-range values, so the conversion below is always defined
-        float yc = selectf((yv >= 0.0f) & (yv < cf), yv, 0.5f);
+        float yc = ss__selectf((yv >= 0.0f) & (yv < cf), yv, 0.5f);
         bad += (1 - ign) & (yc != (float)(int32_t)yc);
-        wgt[v] = selectf(ign, 0.0f, 1.0f);
-        lab[v] = selectf(ign, -1.0f, yv);
+        wgt[v] = ss__selectf(ign, 0.0f, 1.0f);
+        lab[v] = ss__selectf(ign, -1.0f, yv);
     }
     return bad;
 }
@@ -446,11 +436,11 @@ static void fwd_sigmoid_chunk(double *part,
                 float xv = xc[v], tv = tc[v];
                 float e = vexpf(-fabsf(xv));
                 float r = 1.0f / (1.0f + e);
-                float pv = selectf(xv >= 0.0f, r, e * r);
+                float pv = ss__selectf(xv >= 0.0f, r, e * r);
                 si += pv * tv;
                 sp += pv * (sqf * pv + lin);
                 st += tv * (sqf * tv + lin);
-                ce += selectf(xv > 0.0f, xv, 0.0f) - xv * tv + vlog1pf(e, r);
+                ce += ss__selectf(xv > 0.0f, xv, 0.0f) - xv * tv + vlog1pf(e, r);
             }
             part[3 * c] += si;
             part[3 * c + 1] += sp;
@@ -690,7 +680,7 @@ static void bwd_sigmoid_chunk(const loss_geom_t *g,
             float xv = xc[v], tv = tc[v];
             float e = vexpf(-fabsf(xv));
             float r = 1.0f / (1.0f + e);
-            float pv = selectf(xv >= 0.0f, r, e * r);
+            float pv = ss__selectf(xv >= 0.0f, r, e * r);
             float gp = a * tv + b * (sq2 * pv + lin);
             dc[v] = gp * (e * r * r) + wce * (pv - tv); // p (1 - p) = e / (1 + e)^2
         }

@@ -10,6 +10,8 @@
 #include "shardseg/status.h"
 #include "shardseg/tensor.h"
 
+#include "kernels_impl.h"
+
 // Elements per partial of an (n, c) plane. Fixed, not derived from the thread count, so the chunk
 // partials and therefore the folded results are the same bits for any thread count; 4096 floats
 // (16 KiB) stay in L1 between the two passes of the statistics.
@@ -17,17 +19,6 @@
 // Layer-norm backward folds dgamma/dbeta over at most this many fixed row chunks.
 #define LN_MAX_CHUNKS 64
 
-// The build targets baseline x86-64 (no -march=native). The loops below are memory bound with
-// AVX2/AVX-512 but not with SSE2 double arithmetic, so they are compiled for three ISA levels and
-// picked at load time. Without -ffp-contract (ISO C mode) no clone fuses multiply-adds, so all
-// clones round alike; reductions may still differ in lane count between machines.
-// -DSS_NO_CLONES builds the baseline loop only (to test it on an AVX-512 machine).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 &&           \
-    !defined(SS_NO_CLONES)
-#    define SS_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
-#else
-#    define SS_CLONES
-#endif
 
 typedef struct {
     int64_t n, c, g, cpg; // batch, channels, groups, channels per group

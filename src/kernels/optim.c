@@ -14,6 +14,8 @@
 #include "shardseg/exec.h"
 #include "shardseg/status.h"
 
+#include "kernels_impl.h"
+
 #define SS_PI 3.14159265358979323846
 // Elements per cache-line-aligned unit: thread ranges start at multiples of it so that no two
 // threads write the same line.
@@ -22,18 +24,6 @@
 #define SUMSQ_MIN_BLOCK  4096
 #define ADAM_BLOCK       512
 
-// c ? a : b through integer masks: GCC (with the default -ftrapping-math) will not if-convert a
-// float `?:` whose arms do arithmetic, which would leave the loop scalar.
-static inline float selectf(int c, float a, float b)
-{
-    int32_t ai, bi, m = c ? -1 : 0;
-    memcpy(&ai, &a, sizeof(ai));
-    memcpy(&bi, &b, sizeof(bi));
-    int32_t r = (ai & m) | (bi & ~m);
-    float y;
-    memcpy(&y, &r, sizeof(y));
-    return y;
-}
 
 // Range [lo, hi) of thread t out of nt over n elements, cut at LINE_ELEMS multiples. Any cut
 // gives the same result: every element is updated independently.
@@ -83,18 +73,18 @@ static void sgd_kernel(
     if (!m) { // momentum == 0: no buffer
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            float d = selectf(has_wd, g[i] + wd * p[i], g[i]);
+            float d = ss__selectf(has_wd, g[i] + wd * p[i], g[i]);
             p[i] = p[i] - lr * d;
         }
         return;
     }
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
-        float d = selectf(has_wd, g[i] + wd * p[i], g[i]);
+        float d = ss__selectf(has_wd, g[i] + wd * p[i], g[i]);
         // PyTorch: buf = clone(d) on the first step, else buf * momentum + (1 - dampening) * d
-        float b = selectf(first, d, m[i] * mom + damp1 * d);
+        float b = ss__selectf(first, d, m[i] * mom + damp1 * d);
         m[i] = b;
-        d = selectf(nest, d + mom * b, b);
+        d = ss__selectf(nest, d + mom * b, b);
         p[i] = p[i] - lr * d;
     }
 }
@@ -224,8 +214,8 @@ static void adam_kernel(float *restrict p,
         const float *restrict gb = g + b0;
 #pragma omp simd
         for (int64_t i = 0; i < len; i++) {
-            float pv = selectf(decoupled, pb[i] * decay, pb[i]);
-            float gv = selectf(has_l2, gb[i] + l2 * pv, gb[i]);
+            float pv = ss__selectf(decoupled, pb[i] * decay, pb[i]);
+            float gv = ss__selectf(has_l2, gb[i] + l2 * pv, gb[i]);
             float vv = vb[i] * b2 + omb2 * gv * gv;
             pb[i] = pv;
             mb[i] = mb[i] * b1 + omb1 * gv;
