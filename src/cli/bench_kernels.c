@@ -139,6 +139,220 @@ static ss_status_t measure(
     return SS_OK;
 }
 
+// ---- conv3d: decoder 3x3x3, output 1x1x1 head, patch embedding ---------------------------------
+
+typedef struct {
+    ss_tensor_t x, w, bias, y, dx, dw, db;
+    ss_conv3d_params_t p;
+} conv_state_t;
+
+static ss_status_t conv_fwd(void *s, const ss_exec_t *ex, ss_error_t *err)
+{
+    conv_state_t *c = s;
+    return ss_conv3d_fwd(&c->y, &c->x, &c->w, &c->bias, &c->p, ex, err);
+}
+
+static ss_status_t conv_bwd(void *s, const ss_exec_t *ex, ss_error_t *err)
+{
+    conv_state_t *c = s;
+    SS_TRY(ss_conv3d_bwd_data(&c->dx, &c->y, &c->w, &c->p, ex, err));
+    return ss_conv3d_bwd_weight(&c->dw, &c->db, &c->x, &c->y, &c->p, ex, err);
+}
+
+// One conv benchmark: x (1, cin, n^3), kernel k, stride s, symmetric padding pad.
+static ss_status_t bench_conv(bench_ctx_t *b,
+                              const char *name,
+                              const char *shape,
+                              int64_t cin,
+                              int64_t cout,
+                              int64_t n,
+                              int k,
+                              int stride,
+                              int pad,
+                              ss_error_t *err)
+{
+    conv_state_t c;
+    c.p = ss_conv3d_params_cube(k, stride, pad);
+    int64_t xs[5] = {1, cin, n, n, n}, ys[5];
+    SS_TRY(ss_conv3d_out_shape(ys, xs, cout, &c.p, err));
+    SS_TRY(tensor(b, &c.x, 5, xs, 1, err));
+    SS_TRY(tensor(b, &c.dx, 5, xs, 2, err));
+    SS_TRY(tensor(b, &c.w, 5, (int64_t[]){cout, cin, k, k, k}, 3, err));
+    SS_TRY(tensor(b, &c.dw, 5, (int64_t[]){cout, cin, k, k, k}, 4, err));
+    SS_TRY(tensor(b, &c.bias, 1, (int64_t[]){cout}, 5, err));
+    SS_TRY(tensor(b, &c.db, 1, (int64_t[]){cout}, 6, err));
+    SS_TRY(tensor(b, &c.y, 5, ys, 7, err));
+    ss_conv3d_shape_t cs = {1, cin, cout, {n, n, n}};
+    SS_TRY(need_work(b, ss_conv3d_workspace_size(&c.p, &cs, b->nthreads), err));
+    double flops = 2.0 * (double)(ss_tensor_numel(&c.y) * cin * k * k * k);
+    bench_spec_t s = {name, shape, flops, 2 * flops, 0, 0};
+    if (k == 1) {
+        // A 1x1x1 head moves far more bytes than it computes: report it as memory traffic.
+        double xb = (double)ss_tensor_nbytes(&c.x), yb = (double)ss_tensor_nbytes(&c.y);
+        s = (bench_spec_t){name, shape, 0, 0, xb + yb, 2 * xb + 2 * yb};
+    }
+    return measure(b, &s, conv_fwd, conv_bwd, &c, err);
+}
+
+static ss_status_t bench_conv3x3x3(bench_ctx_t *b, ss_error_t *err)
+{
+    return bench_conv(b, "conv3d_3x3x3", "(1,32->32,64^3)", 32, 32, 64, 3, 1, 1, err);
+}
+
+static ss_status_t bench_conv1x1x1(bench_ctx_t *b, ss_error_t *err)
+{
+    return bench_conv(b, "conv3d_1x1x1", "(1,32->3,64^3)", 32, 3, 64, 1, 1, 0, err);
+}
+
+static ss_status_t bench_patch_embed(bench_ctx_t *b, ss_error_t *err)
+{
+    return bench_conv(b, "patch_embed_p16", "(1,4->768,128^3,k=s=16)", 4, 768, 128, 16, 16, 0, err);
+}
+
+// ---- instance norm (decoder) and layer norm (ViT)
+// ------------------------------------------------
+
+typedef struct {
+    ss_tensor_t x, y, dx, gamma, beta, dgamma, dbeta, mean, rstd;
+    ss_instnorm_params_t ip;
+    ss_layernorm_params_t lp;
+} norm_state_t;
+
+static ss_status_t inorm_fwd(void *s, const ss_exec_t *ex, ss_error_t *err)
+{
+    norm_state_t *c = s;
+    return ss_instnorm_fwd(&c->y, &c->mean, &c->rstd, &c->x, &c->gamma, &c->beta, &c->ip, ex, err);
+}
+
+static ss_status_t inorm_bwd(void *s, const ss_exec_t *ex, ss_error_t *err)
+{
+    norm_state_t *c = s;
+    return ss_instnorm_bwd(&c->dx, &c->dgamma, &c->dbeta, &c->y, &c->x, &c->gamma, &c->mean,
+                           &c->rstd, &c->ip, ex, err);
+}
+
+static ss_status_t lnorm_fwd(void *s, const ss_exec_t *ex, ss_error_t *err)
+{
+    norm_state_t *c = s;
+    return ss_layernorm_fwd(&c->y, &c->mean, &c->rstd, &c->x, &c->gamma, &c->beta, &c->lp, ex, err);
+}
+
+static ss_status_t lnorm_bwd(void *s, const ss_exec_t *ex, ss_error_t *err)
+{
+    norm_state_t *c = s;
+    return ss_layernorm_bwd(&c->dx, &c->dgamma, &c->dbeta, &c->y, &c->x, &c->gamma, &c->mean,
+                            &c->rstd, &c->lp, ex, err);
+}
+
+// Allocates x, y, dx of `shape`, per-channel affine of `channels` and `rows` saved statistics.
+static ss_status_t norm_setup(bench_ctx_t *b,
+                              norm_state_t *c,
+                              int ndim,
+                              const int64_t *shape,
+                              int64_t channels,
+                              int64_t rows,
+                              ss_error_t *err)
+{
+    SS_TRY(tensor(b, &c->x, ndim, shape, 1, err));
+    SS_TRY(tensor(b, &c->y, ndim, shape, 2, err));
+    SS_TRY(tensor(b, &c->dx, ndim, shape, 3, err));
+    ss_tensor_t *ch[4] = {&c->gamma, &c->beta, &c->dgamma, &c->dbeta};
+    for (int i = 0; i < 4; i++) {
+        SS_TRY(tensor(b, ch[i], 1, &channels, 4 + (uint64_t)i, err));
+    }
+    SS_TRY(tensor(b, &c->mean, 1, &rows, 8, err));
+    return tensor(b, &c->rstd, 1, &rows, 9, err);
+}
+
+static ss_status_t bench_instnorm(bench_ctx_t *b, ss_error_t *err)
+{
+    norm_state_t c = {.ip = {0, 1e-5f}};
+    SS_TRY(norm_setup(b, &c, 5, (int64_t[]){1, 32, 64, 64, 64}, 32, 32, err));
+    SS_TRY(need_work(b, ss_instnorm_workspace_size(&c.x, &c.ip), err));
+    double v = (double)ss_tensor_nbytes(&c.x);
+    // Minimum traffic: fwd reads x twice (statistics, then apply) and writes y; bwd reads dy and
+    // x for the sums and again for dx, and writes dx.
+    bench_spec_t s = {"instnorm", "(1,32,64^3)", 0, 0, 3 * v, 5 * v};
+    return measure(b, &s, inorm_fwd, inorm_bwd, &c, err);
+}
+
+static ss_status_t bench_layernorm(bench_ctx_t *b, ss_error_t *err)
+{
+    norm_state_t c = {.lp = {1e-5f}};
+    SS_TRY(norm_setup(b, &c, 2, (int64_t[]){4096, 768}, 768, 4096, err));
+    SS_TRY(need_work(b, ss_layernorm_workspace_size(&c.x), err));
+    double v = (double)ss_tensor_nbytes(&c.x);
+    bench_spec_t s = {"layernorm", "(4096,768)", 0, 0, 2 * v, 3 * v};
+    return measure(b, &s, lnorm_fwd, lnorm_bwd, &c, err);
+}
+
+// ---- GELU (ViT MLP)
+// ------------------------------------------------------------------------------
+
+typedef struct {
+    ss_tensor_t x, y, dx;
+} gelu_state_t;
+
+static ss_status_t gelu_fwd(void *s, const ss_exec_t *ex, ss_error_t *err)
+{
+    gelu_state_t *c = s;
+    return ss_gelu_fwd(&c->y, &c->x, SS_GELU_ERF, ex, err);
+}
+
+static ss_status_t gelu_bwd(void *s, const ss_exec_t *ex, ss_error_t *err)
+{
+    gelu_state_t *c = s;
+    return ss_gelu_bwd(&c->dx, &c->y, &c->x, SS_GELU_ERF, ex, err);
+}
+
+static ss_status_t bench_gelu(bench_ctx_t *b, ss_error_t *err)
+{
+    gelu_state_t c;
+    const int64_t n = 16 * 1024 * 1024;
+    SS_TRY(tensor(b, &c.x, 1, &n, 1, err));
+    SS_TRY(tensor(b, &c.y, 1, &n, 2, err));
+    SS_TRY(tensor(b, &c.dx, 1, &n, 3, err));
+    double v = (double)ss_tensor_nbytes(&c.x);
+    bench_spec_t s = {"gelu", "16M (erf)", 0, 0, 2 * v, 3 * v};
+    return measure(b, &s, gelu_fwd, gelu_bwd, &c, err);
+}
+
+// ---- linear (ViT MLP fc1)
+// ------------------------------------------------------------------------
+
+typedef struct {
+    ss_tensor_t x, w, bias, y, dx, dw, db;
+} linear_state_t;
+
+static ss_status_t linear_fwd(void *s, const ss_exec_t *ex, ss_error_t *err)
+{
+    linear_state_t *c = s;
+    return ss_linear_fwd(&c->y, &c->x, &c->w, &c->bias, ex, err);
+}
+
+static ss_status_t linear_bwd(void *s, const ss_exec_t *ex, ss_error_t *err)
+{
+    linear_state_t *c = s;
+    SS_TRY(ss_linear_bwd_data(&c->dx, &c->y, &c->w, 0.0f, ex, err));
+    return ss_linear_bwd_weight(&c->dw, &c->db, &c->y, &c->x, 0.0f, ex, err);
+}
+
+static ss_status_t bench_linear(bench_ctx_t *b, ss_error_t *err)
+{
+    linear_state_t c;
+    const int64_t t = 4096, in = 768, out = 3072;
+    SS_TRY(tensor(b, &c.x, 2, (int64_t[]){t, in}, 1, err));
+    SS_TRY(tensor(b, &c.dx, 2, (int64_t[]){t, in}, 2, err));
+    SS_TRY(tensor(b, &c.w, 2, (int64_t[]){out, in}, 3, err));
+    SS_TRY(tensor(b, &c.dw, 2, (int64_t[]){out, in}, 4, err));
+    SS_TRY(tensor(b, &c.bias, 1, &out, 5, err));
+    SS_TRY(tensor(b, &c.db, 1, &out, 6, err));
+    SS_TRY(tensor(b, &c.y, 2, (int64_t[]){t, out}, 7, err));
+    double flops = 2.0 * (double)(t * in * out);
+    bench_spec_t s = {"linear", "(4096x768->3072)", flops, 2 * flops, 0, 0};
+    return measure(b, &s, linear_fwd, linear_bwd, &c, err);
+}
+
 // ---- transposed conv k2 s2 -------------------------------------------------------------------
 
 typedef struct {
@@ -359,8 +573,19 @@ static const struct {
     const char *name;
     bench_op_fn run;
 } g_ops[] = {
-    {"convt3d_k2", bench_convt3d},      {"maxpool", bench_maxpool}, {"concat", bench_concat},
-    {"dice_ce_sigmoid", bench_dice_ce}, {"adamw", bench_adamw},     {"attention", bench_attention},
+    {"conv3d_3x3x3", bench_conv3x3x3},
+    {"conv3d_1x1x1", bench_conv1x1x1},
+    {"patch_embed_p16", bench_patch_embed},
+    {"convt3d_k2", bench_convt3d},
+    {"attention", bench_attention},
+    {"instnorm", bench_instnorm},
+    {"layernorm", bench_layernorm},
+    {"gelu", bench_gelu},
+    {"linear", bench_linear},
+    {"maxpool", bench_maxpool},
+    {"concat", bench_concat},
+    {"dice_ce_sigmoid", bench_dice_ce},
+    {"adamw", bench_adamw},
 };
 
 int ss_cli_bench_kernels(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
