@@ -42,9 +42,10 @@ demo)
     install_missing
     build
     # The training pipeline is not built yet: the demo runs what exists, the machine's sgemm
-    # peak on two MPI ranks (the figure every kernel benchmark reports its ratio against).
+    # peak on two MPI ranks, then every kernel forward and backward against that peak.
     ./shardseg --version
     mpiexec --oversubscribe -n 2 --bind-to none -x OMP_NUM_THREADS=1 ./shardseg bench gemm --size 1024 --repeats 5
+    ./shardseg bench kernels --repeats 3
     ;;
 test)
     install_missing
