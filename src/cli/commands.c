@@ -12,14 +12,14 @@ static const ss_cli_command_t g_commands[] = {
      "(random deformation, tumour with enhancing rim, necrosis and edema, four contrasts, noise "
      "and\n"
      "bias field). Deterministic by seed.\n",
-     NULL, "the Data issue"},
+     ss_cli_cmd_synth, NULL},
     {"prep", "convert MSD Task01 / BraTS folders to one HDF5 training file",
      "usage: shardseg prep --in DIR --out data.h5 [--format msd|brats|brats2023]\n"
      "                     [--crop 240x240x152|brain] [--target regions|binary]\n"
      "                     [--val-fraction F] [--folds K] [--seed S]\n"
      "Reads NIfTI-1/2 (.nii, .nii.gz), z-scores each modality on brain voxels, writes chunked,\n"
      "compressed [C][I][J][K] volumes plus labels, affine and crop box. Cases spread over ranks.\n",
-     NULL, "the Data issue"},
+     ss_cli_cmd_prep, NULL},
     {"train", "train a UNETR or 3D U-Net (single rank, data or sequence parallel)",
      "usage: shardseg train --config run.ini [key=value ...] [--resume DIR] [--mem-limit SIZE]\n"
      "Writes the effective config, metrics.jsonl and atomic HDF5 checkpoints; SIGTERM, SIGINT and\n"

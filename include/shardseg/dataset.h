@@ -1,0 +1,3 @@
+#ifndef SS_DATASET_H
+#define SS_DATASET_H
+#endif

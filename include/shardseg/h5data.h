@@ -1,0 +1,3 @@
+#ifndef SS_H5DATA_H
+#define SS_H5DATA_H
+#endif

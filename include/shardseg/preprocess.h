@@ -1,0 +1,3 @@
+#ifndef SS_PREPROCESS_H
+#define SS_PREPROCESS_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef SS_SYNTH_H
+#define SS_SYNTH_H
+#endif

@@ -1,0 +1,2 @@
+// dataset: placeholder until the module lands.
+#include "shardseg/dataset.h"

@@ -1,0 +1,2 @@
+// h5data: placeholder until the module lands.
+#include "shardseg/h5data.h"

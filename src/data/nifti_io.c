@@ -1,0 +1,2 @@
+// nifti_io: placeholder until the module lands.
+#include "shardseg/nifti_io.h"

@@ -1,0 +1,2 @@
+// preprocess: placeholder until the module lands.
+#include "shardseg/preprocess.h"

@@ -1,0 +1,2 @@
+// synth: placeholder until the module lands.
+#include "shardseg/synth.h"

@@ -1,0 +1,5 @@
+// placeholder: skipped until the module lands.
+int main(void)
+{
+    return 77;
+}

@@ -1,0 +1,3 @@
+#!/bin/sh
+# placeholder: skipped until the command lands.
+exit 77
