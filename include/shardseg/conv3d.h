@@ -17,28 +17,36 @@
 // along I are accepted without a copy.
 //
 // Algorithm: GEMMs on tiles of output positions; the im2col matrix of a volume never exists.
-//  - fwd, stride 1 along K (rows of >= 8 (kK - 1) outputs): per tile of a few output rows, gather
-//    x once per (ci, a, b) with each row widened by its kK - 1 halo, then kK GEMMs (one per tap
-//    along K) read that matrix at column offsets 0 .. kK - 1 ("row shift": kK times less copying
-//    than im2col, at the cost of kK - 1 junk columns per row).
+//  - fwd, stride 1 along J and K ("plane tiles" of a few output rows of one output plane): per
+//    (ci, a) the x rows that the tile reads for all kJ taps are consecutive rows of one plane,
+//    gathered once unpadded; tap b is the column offset b * K of that block (kJ GEMMs read it in
+//    place, K = Cin kI), and the kK taps along K are stacked along M (one GEMM gives Cout x kK
+//    rows, the store adds them shifted by c). No padding column is computed, each x element is
+//    copied ~(rows + kJ - 1) / rows times per kI tap, and OpenBLAS packs each gathered block for
+//    kK Cout uses instead of Cout.
 //  - other fwd: gather an im2col tile (Cin*kI*kJ*kK rows in chunks of <= 1024, <= 256 columns)
 //    and multiply by w. A patch embedding (kernel == stride) is this gather, a permutation of x.
 //  - 1x1x1, stride 1, no padding: x is multiplied in place (no gather).
-//  - bwd_data with unit stride: the row-shift forward of dy by the flipped, transposed kernel.
+//  - bwd_data with unit stride: the plane-tile forward of dy by the flipped, transposed kernel.
 //    With kernel <= stride in every dim (patch embedding): dcol = w^T dy per tile, scattered to
 //    non-overlapping dx patches. Otherwise per stride phase (dx positions with equal
 //    (i + pad_lo) mod stride see the same taps): gather dy, GEMM, scatter; no zero taps multiplied.
-//  - bwd_weight: dw^T += col_tile * dy_tile^T with the forward's tiles (row shift included).
+//  - bwd_weight: dw^T += col_tile * dy_tile^T with the forward's tiles; for plane tiles the col
+//    rows are (ci, a, b) (one copy of consecutive x rows each) and the kK taps along K are kK
+//    shifted copies of the dy tile stacked along N.
 // Tiles run on ex->nthreads OpenMP threads, one serial OpenBLAS GEMM per tile (measured faster than
 // threaded GEMMs on whole volumes: M = Cout is small and the tiles stay in L2).
 // bwd_weight splits the weight's columns (Cin*kI*kJ*kK) among threads when there are >= 64 per
-// thread, so each dw element is summed by one thread in tile order; for narrower weights, thread
+// thread, so each dw element is summed by one thread in tile order (plane tiles split whole
+// blocks of (ci, a) units: max(ceil(Cin kI / 64), min(Cin kI, 4)) blocks, each one GEMM shape
+// whatever the thread count); for narrower weights or more threads than twice the blocks, thread
 // groups sum disjoint tile ranges into partial copies of dw that are added in group order.
 //
 // Determinism: fwd and bwd_data give bit-identical results for any thread count (tiles are fixed
 // by the shapes, each output element is written by one GEMM). bwd_weight is bit-reproducible for a
 // given thread count, and identical across thread counts as long as Cin*kI*kJ*kK >= 64 * threads
-// (and Cin*kI*kJ >= threads).
+// (with plane tiles also threads < 2 x the number of unit blocks above: up to 7 threads for 32
+// channels and a 3x3x3 kernel).
 //
 // Sequence parallelism: conv3d has no global statistic. dw and dbias of a rank's slab are partial
 // sums over its own output positions; the dist layer sums them over the sequence ranks (with the
@@ -48,7 +56,7 @@
 // Workspace: ss_conv3d_workspace_size() bytes in ex->work (one size serves all three functions);
 // it depends on the channels, kernel and thread count, and on the volume only through the length
 // of one row along K (a tile holds whole rows) or while the volume is smaller than one tile.
-// SS_EINVAL if ex->work is smaller. About 0.6 MB for 32 -> 32 channels, 3x3x3, 64^3, 2 threads.
+// SS_EINVAL if ex->work is smaller. About 1.1 MB for 32 -> 32 channels, 3x3x3, 64^3, 2 threads.
 // Threading: ex->nthreads OpenMP threads (ex may be NULL: one thread, no workspace). Must not be
 // called from inside an OpenMP parallel region. Ownership: all pointers borrowed; outputs must not
 // overlap inputs. Backward functions OVERWRITE dx, dw and dbias (they do not accumulate).

@@ -9,12 +9,17 @@
 
 // Tile sizes, measured on the development machine (Zen 4, 1 MB L2 per core, OpenBLAS 0.3.21
 // Cooperlake sgemm): a 32 x 256 x 864 GEMM on an L2-resident col tile runs at ~80 GFLOP/s per
-// core, a 32 x 4096 x 864 one that streams from memory at ~35-50.
+// core, a 32 x 4096 x 864 one that streams from memory at ~35-50. Plane tiles re-measured on
+// Sapphire Rapids (2 MB L2): 512 columns beat 256 and 1024 by 3-5% (32 channels, 64^3).
 enum {
     TILE_POS = 256,           // output positions per gathered tile: 864 x 256 floats = 0.9 MB
+    TILE_PLANE_COLS = 512,    // plane-tile columns (whole rows): P 96 x 640, Z 96 x 512 floats
     TILE_POS_DIRECT = 2048,   // positions per tile when x itself is the col matrix (1x1x1)
     CHUNK_ROWS = 1024,        // most col rows per GEMM; longer reductions are split into chunks
     MIN_COLS_PER_THREAD = 64, // bwd_weight: narrower dw column blocks split the tiles instead
+    BWW_BLOCK_MAX = 64,       // bwd_weight, plane tiles: most units (ci, a) per GEMM
+    BWW_MIN_BLOCKS = 4,       // ... and at least this many blocks (threads split blocks)
+    PASS_UNITS = 256,         // ... units accumulated per pass over the tiles
     FLOAT_ALIGN = SS_ALIGN / (int)sizeof(float),
 };
 
@@ -38,6 +43,7 @@ typedef struct {
     int64_t per_thread; // floats, multiple of FLOAT_ALIGN
     int groups_rows;    // bwd_weight: thread groups splitting dw columns
     int groups_tiles;   // bwd_weight: thread groups splitting tiles (partial dw each)
+    int64_t blk;        // bwd_weight, plane tiles: units per GEMM (fixed blocks)
 } wplan_t;
 
 // A volume tensor's data with its batch and channel strides (spatial block dense).
@@ -322,162 +328,193 @@ static gmap_t gmap_fwd(const geom_t *g, int64_t chan)
 }
 
 // ---------------------------------------------------------------------------------------------
-// Row-shift tiles (stride 1 along k)
+// Plane tiles (stride 1 along j and k)
 //
-// With stride 1 along k, the im2col rows of the kK taps along k read the same volume row, shifted
-// by one position per tap. A row-shift tile is gathered once per (channel, tap i, tap j), each
-// output row widened by its kK - 1 halo (width = row + kK - 1), and the kK taps become kK GEMMs
-// reading that matrix at column offsets 0 .. kK - 1, accumulating into one output tile. This
-// gathers kK times less data than im2col (the gather was ~20% of the time at 32 channels, 64^3);
-// the price is kK - 1 junk columns per row, where a shifted window straddles two rows, computed
-// and dropped (3% for rows of 64).
+// A plane tile is `rows` consecutive output rows (along j) of one output plane o0. Output (o0, o1,
+// o2) reads the source at (o0 s0 + a - lo0, o1 + b - lo1, o2 + c - lo2). For a source channel ci
+// and tap a, what the tile reads for all kJ taps b is a run of rows + kJ - 1 consecutive rows of
+// one source plane: the tile gathers it once, unpadded (mostly one memcpy), as row "unit" (ci, a)
+// of a block P. Tap b is then the column offset b * src2 of P, so kJ GEMMs read P in place with
+// K = units ("input shift"). The kK taps c go to the GEMM's M instead ("output shift"): one GEMM
+// gives Z[c][m] for all c, and the store adds Z[c][m][t + c - lo2], skipping k-sources outside
+// the row (zero padding along k is never materialised, so no column is wasted). Against im2col
+// rows (ci, a, b, c) this copies ~kJ kK rows / (rows + kJ - 1) times less (7x for 3^3, 8 rows of
+// 64), and OpenBLAS packs each P column block once for kK * Cout uses instead of Cout (with 32
+// channels the packing cost ~15% of the GEMM time that way).
 
 typedef struct {
-    gmap_t map;        // gathers row-padded tiles: grid[2] = width, taps[2] = 1
-    int64_t shifts;    // taps along k: GEMMs per tile
-    int64_t k9;        // col rows: channels x taps along i x taps along j
-    int64_t valid;     // output row length
-    int64_t width;     // valid + shifts - 1
-    int64_t rows;      // output rows per sample
-    int64_t tile_rows; // output rows per tile
-} rshift_t;
+    int64_t k[3], lo[3]; // kernel; source index = out * stride + tap - lo (lo < 0 is allowed)
+    int64_t s0;          // stride along i (1 along j and k)
+    int64_t src[3];      // source extents
+    int64_t dst[3];      // output extents
+    int64_t units;       // P rows: source channels x kI
+    int64_t rows;        // output rows (along j) per tile
+    int64_t jt;          // tiles per output plane
+    int64_t ld;          // P row length: (rows + kJ - 1) * src2
+    int64_t chan;        // source channel stride
+} ptile_t;
 
-// Rows shorter than 8 (shifts - 1) would waste more than 1/8 of the GEMM on junk columns; such
-// thin volumes take the plain gather.
-static int rshift_worth(int64_t shifts, int64_t valid)
+static ptile_t ptile_make(const int64_t k[3],
+                          const int64_t lo[3],
+                          int64_t s0,
+                          const int64_t src[3],
+                          const int64_t dst[3],
+                          int64_t channels,
+                          int64_t chan)
 {
-    return shifts > 1 && 8 * (shifts - 1) <= valid + shifts - 1;
-}
-
-static int use_rshift_fwd(const geom_t *g)
-{
-    return !g->direct && g->s[2] == 1 && rshift_worth(g->k[2], g->out[2]);
-}
-
-static int use_rshift_bwd(const geom_t *g)
-{
-    return g->unit_stride && rshift_worth(g->k[2], g->in[2]);
-}
-
-static rshift_t rshift_make(int64_t shifts, int64_t k9, int64_t valid, int64_t rows)
-{
-    rshift_t rs = {.shifts = shifts, .k9 = k9, .valid = valid, .rows = rows};
-    rs.width = valid + shifts - 1;
-    rs.tile_rows = min64(max64(TILE_POS / rs.width, 1), max64(rows, 1));
-    return rs;
-}
-
-// Forward: rows (ci, a, b), column rho * width + u reads x[ci][o0 s0 - lo0 + a][o1 s1 - lo1 + b]
-// [u - lo2]; shift c then lines up u = o2 + c.
-static rshift_t rshift_fwd(const geom_t *g, int64_t chan)
-{
-    rshift_t rs =
-        rshift_make(g->k[2], g->cin * g->k[0] * g->k[1], g->out[2], g->out[0] * g->out[1]);
+    ptile_t pt = {.s0 = s0, .units = channels * k[0], .chan = chan};
     for (int d = 0; d < 3; d++) {
-        rs.map.src[d] = g->in[d];
-        rs.map.grid[d] = d < 2 ? g->out[d] : rs.width;
-        rs.map.step[d] = d < 2 ? g->s[d] : 1;
-        rs.map.base[d] = -g->lo[d];
-        rs.map.tapstep[d] = d < 2 ? 1 : 0;
-        rs.map.taps[d] = d < 2 ? g->k[d] : 1;
+        pt.k[d] = k[d];
+        pt.lo[d] = lo[d];
+        pt.src[d] = src[d];
+        pt.dst[d] = dst[d];
     }
-    rs.map.chan = chan;
-    return rs;
+    // Equal tiles of about TILE_PLANE_COLS columns, each within one output plane.
+    int64_t rows = min64(max64(TILE_PLANE_COLS / max64(src[2], 1), 1), max64(dst[1], 1));
+    pt.jt = ceil_div(max64(dst[1], 1), rows);
+    pt.rows = ceil_div(max64(dst[1], 1), pt.jt);
+    pt.ld = (pt.rows + k[1] - 1) * src[2];
+    return pt;
 }
 
-// bwd_data with unit stride: dx[ci][i][j][k] sums w[co][ci][a][b][c] dy[co][i + lo0 - a]
-// [j + lo1 - b][k + lo2 - c]. Rows (co, a, b), column rho * width + u reads dy[..][u + lo2 -
-// kK + 1]; shift c' = kK - 1 - c lines up u = k + c'.
-static rshift_t rshift_bwd(const geom_t *g, int64_t chan)
+static int use_ptile_fwd(const geom_t *g)
 {
-    rshift_t rs = rshift_make(g->k[2], g->cout * g->k[0] * g->k[1], g->in[2], g->in[0] * g->in[1]);
+    return !g->direct && g->s[1] == 1 && g->s[2] == 1;
+}
+
+// Forward: the source is x and the output y.
+static ptile_t ptile_fwd(const geom_t *g, int64_t chan)
+{
+    return ptile_make(g->k, g->lo, g->s[0], g->in, g->out, g->cin, chan);
+}
+
+// bwd_data with unit stride: dx is the forward of dy with the flipped, transposed kernel and
+// offsets kernel - 1 - pad_lo (negative when pad_lo >= kernel: a crop).
+static ptile_t ptile_bwd(const geom_t *g, int64_t chan)
+{
+    int64_t lo[3];
     for (int d = 0; d < 3; d++) {
-        rs.map.src[d] = g->out[d];
-        rs.map.grid[d] = d < 2 ? g->in[d] : rs.width;
-        rs.map.step[d] = 1;
-        rs.map.base[d] = d < 2 ? g->lo[d] : g->lo[d] - g->k[d] + 1;
-        rs.map.tapstep[d] = d < 2 ? -1 : 0;
-        rs.map.taps[d] = d < 2 ? g->k[d] : 1;
+        lo[d] = g->k[d] - 1 - g->lo[d];
     }
-    rs.map.chan = chan;
-    return rs;
+    return ptile_make(g->k, lo, 1, g->out, g->in, g->cout, chan);
 }
 
-static int64_t rshift_cols(const rshift_t *rs)
+// Tiles per sample; tile tt covers output rows [*j0, *j0 + *nrows) of output plane *o0.
+static int64_t ptile_count(const ptile_t *pt)
 {
-    return rs->tile_rows * rs->width;
+    return pt->dst[0] * pt->jt;
 }
 
-// a[c][co][(ci, a, b)] = w[co][ci][a][b][c]: the forward's weights per shift, for one co.
+static void ptile_at(const ptile_t *pt, int64_t tt, int64_t *o0, int64_t *j0, int64_t *nrows)
+{
+    *o0 = tt / pt->jt;
+    *j0 = tt % pt->jt * pt->rows;
+    *nrows = min64(pt->rows, pt->dst[1] - *j0);
+}
+
+// P[u - u0][0 .. (nrows + kJ - 1) * src2) for units u in [u0, u1): the source rows of unit u
+// (channel u / kI, plane o0 s0 + u % kI - lo0) read by the tile, zero where out of range.
+static void ptile_gather(const ptile_t *pt,
+                         float *p,
+                         const float *vin,
+                         int64_t o0,
+                         int64_t j0,
+                         int64_t nrows,
+                         int64_t u0,
+                         int64_t u1)
+{
+    int64_t nr = nrows + pt->k[1] - 1, w = pt->src[2], jx0 = j0 - pt->lo[1];
+    int64_t ja = min64(max64(-jx0, 0), nr), jb = min64(max64(pt->src[1] - jx0, ja), nr);
+    for (int64_t u = u0; u < u1; u++) {
+        float *d = p + (u - u0) * pt->ld;
+        int64_t ix = o0 * pt->s0 + u % pt->k[0] - pt->lo[0];
+        if (ix < 0 || ix >= pt->src[0]) {
+            zero_floats(d, nr * w);
+            continue;
+        }
+        const float *s = vin + u / pt->k[0] * pt->chan + (ix * pt->src[1] + jx0 + ja) * w;
+        zero_floats(d, ja * w);
+        copy_floats(d + ja * w, s, (jb - ja) * w);
+        zero_floats(d + jb * w, (nr - jb) * w);
+    }
+}
+
+// wt[b][c][m][u] = the weight of output channel m, unit u = (channel, a), taps b, c; forward
+// (flip 0: m = co, channel ci) or bwd_data (flip 1: m = ci, channel co, all taps reversed).
 static void
-repack_shift_fwd(float *restrict a, const float *restrict w, const geom_t *g, int64_t co)
+repack_ptile(float *restrict wt, const float *restrict w, const geom_t *g, int flip, int64_t co)
 {
-    int64_t k9 = g->cin * g->k[0] * g->k[1], k2 = g->k[2];
-    for (int64_t r = 0; r < k9; r++) {
-        for (int64_t c = 0; c < k2; c++) {
-            a[(c * g->cout + co) * k9 + r] = w[(co * k9 + r) * k2 + c];
+    int64_t k0 = g->k[0], k1 = g->k[1], k2 = g->k[2];
+    int64_t mout = flip ? g->cin : g->cout, units = (flip ? g->cout : g->cin) * k0;
+    for (int64_t ci = 0; ci < g->cin; ci++) {
+        const float *src = w + (co * g->cin + ci) * g->kvol;
+        for (int64_t t = 0; t < g->kvol; t++) {
+            int64_t a = t / (k1 * k2), b = t / k2 % k1, c = t % k2;
+            int64_t m = flip ? ci : co, u = (flip ? co : ci) * k0 + (flip ? k0 - 1 - a : a);
+            int64_t bb = flip ? k1 - 1 - b : b, cc = flip ? k2 - 1 - c : c;
+            wt[((bb * k2 + cc) * mout + m) * units + u] = src[t];
         }
     }
 }
 
-// a[c'][ci][(co, a, b)] = w[co][ci][a][b][kK - 1 - c']: bwd_data's weights per shift, for one ci.
-static void
-repack_shift_bwd(float *restrict a, const float *restrict w, const geom_t *g, int64_t ci)
+// z (kK * mout x nrows * src2) = sum over taps b of wt[b] (kK * mout x units) * P_b, P gathered
+// from vin in chunks of kb units.
+static void ptile_conv(const ptile_t *pt,
+                       int team,
+                       int64_t kb,
+                       const float *wt,
+                       int64_t mout,
+                       const float *vin,
+                       float *p,
+                       float *z,
+                       int64_t o0,
+                       int64_t j0,
+                       int64_t nrows)
 {
-    int64_t t9 = g->k[0] * g->k[1], k9 = g->cout * t9, k2 = g->k[2];
-    for (int64_t co = 0; co < g->cout; co++) {
-        const float *src = w + (co * g->cin + ci) * t9 * k2;
-        for (int64_t t = 0; t < t9; t++) {
-            for (int64_t c = 0; c < k2; c++) {
-                a[(c * g->cin + ci) * k9 + co * t9 + t] = src[t * k2 + (k2 - 1 - c)];
-            }
+    int64_t ncols = nrows * pt->src[2], mz = pt->k[2] * mout;
+    for (int64_t u0 = 0; u0 < pt->units; u0 += kb) {
+        int64_t nu = min64(kb, pt->units - u0);
+        ptile_gather(pt, p, vin, o0, j0, nrows, u0, u0 + nu);
+        for (int64_t b = 0; b < pt->k[1]; b++) {
+            tile_gemm(team, SS_NO_TRANS, SS_NO_TRANS, mz, ncols, nu, 1.0f,
+                      wt + b * mz * pt->units + u0, pt->units, p + b * pt->src[2], pt->ld,
+                      u0 == 0 && b == 0 ? 0.0f : 1.0f, z, ncols);
         }
     }
 }
 
-// tmp (mout x nrows * width) = sum over shifts c of a_c (mout x k9) * col[:, c : c + nvalid],
-// col gathered from vin chunk by chunk for output rows [row0, row0 + nrows).
-static void rshift_tile(const rshift_t *rs,
-                        int team,
-                        int64_t kb,
-                        const float *a,
+// out[m][o0][j0 + rho][q] = (bias +) the sum over taps c, in tap order, of z[c][m][rho * src2 +
+// q + c - lo2] where that k-source is inside the row.
+static void ptile_store(const ptile_t *pt,
+                        float *out,
+                        int64_t ldo,
+                        const float *z,
                         int64_t mout,
-                        const float *vin,
-                        float *col,
-                        float *tmp,
-                        int64_t row0,
+                        const float *bias,
+                        int64_t o0,
+                        int64_t j0,
                         int64_t nrows)
 {
-    int64_t ncols = nrows * rs->width, nvalid = ncols - (rs->shifts - 1);
-    for (int64_t r0 = 0; r0 < rs->k9; r0 += kb) {
-        int64_t nr = min64(kb, rs->k9 - r0);
-        gmap_gather(col, ncols, vin, &rs->map, r0, r0 + nr, row0 * rs->width, ncols);
-        for (int64_t c = 0; c < rs->shifts; c++) {
-            tile_gemm(team, SS_NO_TRANS, SS_NO_TRANS, mout, nvalid, nr, 1.0f,
-                      a + c * mout * rs->k9 + r0, rs->k9, col + c, ncols,
-                      r0 == 0 && c == 0 ? 0.0f : 1.0f, tmp, ncols);
-        }
-    }
-}
-
-// out[m][(row0 + rho) * valid + q] = tmp[m][rho * width + q] (+ bias[m]): drops the junk columns.
-static void rshift_store(const rshift_t *rs,
-                         float *out,
-                         int64_t ldo,
-                         const float *tmp,
-                         int64_t mout,
-                         const float *bias,
-                         int64_t row0,
-                         int64_t nrows)
-{
-    int64_t ncols = nrows * rs->width;
+    int64_t w = pt->src[2], dw = pt->dst[2], ncols = nrows * w, zc = mout * ncols;
     for (int64_t m = 0; m < mout; m++) {
         float b = bias != NULL ? bias[m] : 0.0f;
         for (int64_t rho = 0; rho < nrows; rho++) {
-            float *restrict o = out + m * ldo + (row0 + rho) * rs->valid;
-            const float *restrict t = tmp + m * ncols + rho * rs->width;
-            for (int64_t q = 0; q < rs->valid; q++) {
-                o[q] = t[q] + b;
+            float *restrict o = out + m * ldo + (o0 * pt->dst[1] + j0 + rho) * dw;
+            // -O2 leaves plain loops scalar (this pass took 10% of the forward that way).
+#pragma omp simd
+            for (int64_t q = 0; q < dw; q++) {
+                o[q] = b;
+            }
+            for (int64_t c = 0; c < pt->k[2]; c++) {
+                int64_t qa = max64(pt->lo[2] - c, 0), qb = min64(w + pt->lo[2] - c, dw);
+                if (qb <= qa) {
+                    continue;
+                }
+                const float *restrict t = z + c * zc + m * ncols + rho * w + (qa + c - pt->lo[2]);
+#pragma omp simd
+                for (int64_t q = qa; q < qb; q++) {
+                    o[q] += t[q - qa];
+                }
             }
         }
     }
@@ -515,22 +552,23 @@ static int64_t chunk_rows(int64_t rows)
     return max64(ceil_div(rows, nch), 1);
 }
 
-// Row-shift plan: repacked weights shared; per thread a col chunk and an output tile.
-static wplan_t plan_rshift(const rshift_t *rs, int64_t mout, int64_t wsize)
+// Plane-tile plan: repacked weights shared; per thread a P chunk and the Z tile.
+static wplan_t plan_ptile(const ptile_t *pt, int64_t mout, int64_t wsize)
 {
     wplan_t pl = {0};
-    pl.tile = rs->tile_rows;
-    pl.kb = chunk_rows(rs->k9);
+    pl.tile = pt->rows;
+    pl.kb = chunk_rows(pt->units);
     pl.shared = round_floats(wsize);
-    pl.per_thread = round_floats(pl.kb * rshift_cols(rs)) + round_floats(mout * rshift_cols(rs));
+    pl.per_thread =
+        round_floats(pl.kb * pt->ld) + round_floats(pt->k[2] * mout * pt->rows * pt->src[2]);
     return pl;
 }
 
 static wplan_t plan_fwd(const geom_t *g)
 {
-    if (use_rshift_fwd(g)) {
-        rshift_t rs = rshift_fwd(g, 0);
-        return plan_rshift(&rs, g->cout, g->cout * g->kc);
+    if (use_ptile_fwd(g)) {
+        ptile_t pt = ptile_fwd(g, 0);
+        return plan_ptile(&pt, g->cout, g->cout * g->kc);
     }
     wplan_t pl = {0};
     pl.tile = max64(min64(g->direct ? TILE_POS_DIRECT : TILE_POS, g->pout), 1);
@@ -550,9 +588,9 @@ static wplan_t plan_bwd_data(const geom_t *g)
     if (g->nonoverlap) {
         return plan_fwd(g); // the same col tiles, scattered instead of gathered
     }
-    if (use_rshift_bwd(g)) {
-        rshift_t rs = rshift_bwd(g, 0);
-        return plan_rshift(&rs, g->cin, g->cout * g->kc);
+    if (g->unit_stride) {
+        ptile_t pt = ptile_bwd(g, 0);
+        return plan_ptile(&pt, g->cin, g->cout * g->kc);
     }
     wplan_t pl = {0};
     int64_t qmax = 1;
@@ -562,38 +600,51 @@ static wplan_t plan_bwd_data(const geom_t *g)
     pl.tile = max64(min64(TILE_POS, qmax), 1);
     pl.kb = chunk_rows(g->cout * phase_max_taps(g));
     pl.shared = round_floats(g->cout * g->kc);
-    pl.per_thread = round_floats(pl.kb * pl.tile);
-    if (!g->unit_stride) {
-        pl.per_thread += round_floats(g->cin * pl.tile);
-    }
+    // Gathered dy chunk, then the dx tile before its scatter.
+    pl.per_thread = round_floats(pl.kb * pl.tile) + round_floats(g->cin * pl.tile);
     return pl;
 }
 
-// bwd_weight works on "units" of col rows: im2col rows, or (ci, a, b) row-shift rows that stand
-// for kK dw columns each.
+// bwd_weight works on "units": im2col rows, or plane-tile units (ci, a) that stand for kJ kK dw
+// columns each.
 static wplan_t plan_bwd_weight(const geom_t *g, int nthreads)
 {
     wplan_t pl = {0};
-    int64_t units = g->kc, shifts = 1, cols = 0;
-    if (use_rshift_fwd(g)) {
-        rshift_t rs = rshift_fwd(g, 0);
-        units = rs.k9;
-        shifts = rs.shifts;
-        pl.tile = rs.tile_rows;
-        cols = rshift_cols(&rs);
+    // Per unit: taps (dw columns), the dy tile's copies and the col block's row length.
+    int64_t units = g->kc, taps = 1, dcopies = 1, cols = 0, ld = 0;
+    if (use_ptile_fwd(g)) {
+        ptile_t pt = ptile_fwd(g, 0);
+        units = pt.units;
+        taps = g->k[1] * g->k[2];
+        dcopies = g->k[2];
+        pl.tile = pt.rows;
+        cols = pt.rows * pt.src[2];
+        ld = g->k[1] * cols;
     } else {
         pl.tile = max64(min64(g->direct ? TILE_POS_DIRECT : TILE_POS, g->pout), 1);
-        cols = pl.tile;
+        cols = ld = pl.tile;
     }
-    int64_t groups = min64(max64(g->kc / MIN_COLS_PER_THREAD, 1), min64(nthreads, units));
+    // Plane tiles: GEMMs over fixed blocks of units, whatever the thread count, so that each dw
+    // element comes out of GEMMs of the same shapes (OpenBLAS's small-matrix kernels round
+    // differently for other M). Row groups own whole blocks; a pass covers up to PASS_UNITS.
+    int64_t blk = 1, nblk = units;
+    if (use_ptile_fwd(g)) {
+        nblk = max64(ceil_div(units, BWW_BLOCK_MAX), min64(units, BWW_MIN_BLOCKS));
+        blk = ceil_div(units, nblk);
+        nblk = ceil_div(units, blk);
+    }
+    int64_t groups = min64(max64(g->kc / MIN_COLS_PER_THREAD, 1), min64(nthreads, nblk));
     pl.groups_rows = (int)max64(groups, 1);
     pl.groups_tiles = nthreads / pl.groups_rows;
     pl.shared = (pl.groups_tiles - 1) * round_floats(g->cout * g->kc);
-    pl.kb = chunk_rows(ceil_div(units, pl.groups_rows));
-    // Accumulators (shifts x kb x Cout) for dw^T, a copy of the dy tile, then the col tile unless
-    // x is used in place.
-    pl.per_thread = round_floats(shifts * pl.kb * g->cout) + round_floats(g->cout * cols) +
-                    (g->direct ? 0 : round_floats(pl.kb * cols));
+    pl.blk = blk;
+    pl.kb = use_ptile_fwd(g)
+                ? blk * min64(max64(PASS_UNITS / blk, 1), ceil_div(nblk, pl.groups_rows))
+                : chunk_rows(ceil_div(units, pl.groups_rows));
+    // Accumulators (kb x taps x Cout) for dw^T, the dy tile (kK shifted copies for plane tiles),
+    // then the col tile (rows (unit, b) for plane tiles) unless x is used in place.
+    pl.per_thread = round_floats(taps * pl.kb * g->cout) + round_floats(dcopies * g->cout * cols) +
+                    (g->direct ? 0 : round_floats(pl.kb * ld));
     return pl;
 }
 
@@ -816,7 +867,7 @@ static cvol_t cvol_of(const ss_tensor_t *t)
 typedef struct {
     const geom_t *g;
     const wplan_t *pl;
-    const rshift_t *rs; // NULL: im2col tiles
+    const ptile_t *pt; // NULL: im2col tiles
     vol_t y;
     cvol_t x;
     const float *w, *bias;
@@ -859,36 +910,37 @@ static void fwd_tile(const fwd_ctx_t *c, float *col, int64_t n, int64_t p0, int6
     }
 }
 
-// Row-shift tile t (tile_rows output rows) of sample n.
-static void fwd_rshift_tile(const fwd_ctx_t *c, float *buf, int64_t n, int64_t t)
+// Plane tile tt of sample n.
+static void fwd_ptile(const fwd_ctx_t *c, float *buf, int64_t n, int64_t tt)
 {
-    const rshift_t *rs = c->rs;
-    int64_t row0 = t * rs->tile_rows, nrows = min64(rs->tile_rows, rs->rows - row0);
-    float *tmp = buf + round_floats(c->pl->kb * rshift_cols(rs));
-    rshift_tile(rs, c->g->team, c->pl->kb, c->work, c->g->cout, c->x.p + n * c->x.sn, buf, tmp,
-                row0, nrows);
-    rshift_store(rs, c->y.p + n * c->y.sn, c->y.sc, tmp, c->g->cout, c->bias, row0, nrows);
+    const ptile_t *pt = c->pt;
+    int64_t o0, j0, nrows;
+    ptile_at(pt, tt, &o0, &j0, &nrows);
+    float *z = buf + round_floats(c->pl->kb * pt->ld);
+    ptile_conv(pt, c->g->team, c->pl->kb, c->work, c->g->cout, c->x.p + n * c->x.sn, buf, z, o0, j0,
+               nrows);
+    ptile_store(pt, c->y.p + n * c->y.sn, c->y.sc, z, c->g->cout, c->bias, o0, j0, nrows);
 }
 
 static void fwd_run(const fwd_ctx_t *c, int nt)
 {
     const geom_t *g = c->g;
-    int64_t per = c->rs ? ceil_div(c->rs->rows, c->rs->tile_rows) : ceil_div(g->pout, c->pl->tile);
-    int64_t total = g->n * per, repack = c->rs ? g->cout : 0;
+    int64_t per = c->pt ? ptile_count(c->pt) : ceil_div(g->pout, c->pl->tile);
+    int64_t total = g->n * per, repack = c->pt ? g->cout : 0;
 #pragma omp parallel num_threads(nt) default(none) shared(c, g, per, total, repack)
     {
         float *buf = thread_work(c->work, c->pl, omp_get_thread_num());
 #pragma omp for schedule(static)
         for (int64_t co = 0; co < repack; co++) {
-            repack_shift_fwd(c->work, c->w, g, co);
+            repack_ptile(c->work, c->w, g, 0, co);
         }
 #pragma omp for schedule(static)
         for (int64_t it = 0; it < total; it++) {
             if (cancelled(c->cancel)) {
                 continue;
             }
-            if (c->rs != NULL) {
-                fwd_rshift_tile(c, buf, it / per, it % per);
+            if (c->pt != NULL) {
+                fwd_ptile(c, buf, it / per, it % per);
                 continue;
             }
             int64_t p0 = it % per * c->pl->tile;
@@ -934,10 +986,10 @@ ss_status_t ss_conv3d_fwd(ss_tensor_t *y,
     g.team = nt;
     wplan_t pl = plan_fwd(&g);
     SS_TRY(check_exec(ex, plan_bytes(&pl, nt), err));
-    rshift_t rs = rshift_fwd(&g, x->stride[1]);
+    ptile_t pt = ptile_fwd(&g, x->stride[1]);
     fwd_ctx_t c = {&g,
                    &pl,
-                   use_rshift_fwd(&g) ? &rs : NULL,
+                   use_ptile_fwd(&g) ? &pt : NULL,
                    vol_of(y),
                    cvol_of(x),
                    ss_tensor_f32(w),
@@ -970,7 +1022,7 @@ typedef struct {
 typedef struct {
     const geom_t *g;
     const wplan_t *pl;
-    const rshift_t *rs; // unit stride: row-shift tiles instead of the phase loop
+    const ptile_t *pt; // unit stride: plane tiles instead of the phase loop
     vol_t dx;
     cvol_t dy;
     const float *w;
@@ -1099,27 +1151,21 @@ static void bwd_phase_tile(const bwd_ctx_t *c,
                            int64_t np)
 {
     const geom_t *g = c->g;
-    int64_t kg = g->cout * f->taps, ldo = np;
+    int64_t kg = g->cout * f->taps;
     float *dxn = c->dx.p + n * c->dx.sn;
-    // Unit stride: the phase grid is dx itself, so the GEMM writes dx in place.
-    float *out = g->unit_stride ? dxn + p0 : gbuf + c->pl->kb * c->pl->tile;
-    if (g->unit_stride) {
-        ldo = c->dx.sc;
-    }
+    float *out = gbuf + round_floats(c->pl->kb * c->pl->tile);
     if (kg == 0) {
-        zero_rows(out, ldo, g->cin, np);
+        zero_rows(out, np, g->cin, np);
     }
     gmap_t m = gmap_phase_dy(g, f, c->dy.sc);
     for (int64_t r0 = 0; r0 < kg; r0 += c->pl->kb) {
         int64_t nr = min64(c->pl->kb, kg - r0);
         gmap_gather(gbuf, np, c->dy.p + n * c->dy.sn, &m, r0, r0 + nr, p0, np);
         tile_gemm(g->team, SS_NO_TRANS, SS_NO_TRANS, g->cin, np, nr, 1.0f, c->wt + woff + r0, kg,
-                  gbuf, np, r0 == 0 ? 0.0f : 1.0f, out, ldo);
+                  gbuf, np, r0 == 0 ? 0.0f : 1.0f, out, np);
     }
-    if (!g->unit_stride) {
-        gmap_t s = gmap_phase_dx(g, f, c->dx.sc);
-        gmap_scatter(dxn, out, np, &s, 0, g->cin, p0, np);
-    }
+    gmap_t s = gmap_phase_dx(g, f, c->dx.sc);
+    gmap_scatter(dxn, out, np, &s, 0, g->cin, p0, np);
 }
 
 static void bwd_phase_run(const bwd_ctx_t *c, int nt)
@@ -1198,30 +1244,30 @@ static void bwd_scatter_run(const bwd_ctx_t *c, int nt)
     }
 }
 
-// Unit stride: a stride-1 convolution of dy by the flipped kernel, as row-shift tiles.
-static void bwd_rshift_run(const bwd_ctx_t *c, int nt)
+// Unit stride: a stride-1 convolution of dy by the flipped kernel, as plane tiles.
+static void bwd_ptile_run(const bwd_ctx_t *c, int nt)
 {
     const geom_t *g = c->g;
-    const rshift_t *rs = c->rs;
-    int64_t per = ceil_div(rs->rows, rs->tile_rows), total = g->n * per;
-#pragma omp parallel num_threads(nt) default(none) shared(c, g, rs, per, total)
+    const ptile_t *pt = c->pt;
+    int64_t per = ptile_count(pt), total = g->n * per;
+#pragma omp parallel num_threads(nt) default(none) shared(c, g, pt, per, total)
     {
-        float *col = thread_work(c->work, c->pl, omp_get_thread_num());
-        float *tmp = col + round_floats(c->pl->kb * rshift_cols(rs));
+        float *p = thread_work(c->work, c->pl, omp_get_thread_num());
+        float *z = p + round_floats(c->pl->kb * pt->ld);
 #pragma omp for schedule(static)
-        for (int64_t ci = 0; ci < g->cin; ci++) {
-            repack_shift_bwd(c->wt, c->w, g, ci);
+        for (int64_t co = 0; co < g->cout; co++) {
+            repack_ptile(c->wt, c->w, g, 1, co);
         }
 #pragma omp for schedule(static)
         for (int64_t it = 0; it < total; it++) {
             if (cancelled(c->cancel)) {
                 continue;
             }
-            int64_t n = it / per, row0 = it % per * rs->tile_rows;
-            int64_t nrows = min64(rs->tile_rows, rs->rows - row0);
-            rshift_tile(rs, g->team, c->pl->kb, c->wt, g->cin, c->dy.p + n * c->dy.sn, col, tmp,
-                        row0, nrows);
-            rshift_store(rs, c->dx.p + n * c->dx.sn, c->dx.sc, tmp, g->cin, NULL, row0, nrows);
+            int64_t n = it / per, o0, j0, nrows;
+            ptile_at(pt, it % per, &o0, &j0, &nrows);
+            ptile_conv(pt, g->team, c->pl->kb, c->wt, g->cin, c->dy.p + n * c->dy.sn, p, z, o0, j0,
+                       nrows);
+            ptile_store(pt, c->dx.p + n * c->dx.sn, c->dx.sc, z, g->cin, NULL, o0, j0, nrows);
         }
     }
 }
@@ -1260,14 +1306,14 @@ ss_status_t ss_conv3d_bwd_data(ss_tensor_t *dx,
     wplan_t pl = plan_bwd_data(&g);
     SS_TRY(check_exec(ex, plan_bytes(&pl, nt), err));
     float *work = exec_work(ex);
-    rshift_t rs = rshift_bwd(&g, dy->stride[1]);
-    bwd_ctx_t c = {&g,         &pl,         use_rshift_bwd(&g) ? &rs : NULL,
+    ptile_t pt = ptile_bwd(&g, dy->stride[1]);
+    bwd_ctx_t c = {&g,         &pl,         g.unit_stride ? &pt : NULL,
                    vol_of(dx), cvol_of(dy), ss_tensor_f32(w),
                    work,       work,        exec_cancel(ex)};
     if (g.nonoverlap) {
         bwd_scatter_run(&c, nt);
-    } else if (c.rs != NULL) {
-        bwd_rshift_run(&c, nt);
+    } else if (c.pt != NULL) {
+        bwd_ptile_run(&c, nt);
     } else {
         bwd_phase_run(&c, nt);
     }
@@ -1282,23 +1328,25 @@ ss_status_t ss_conv3d_bwd_data(ss_tensor_t *dx,
 //
 // dw^T (kc x Cout) = sum over tiles of col_tile (kc x T) * dy_tile^T (T x Cout): in this
 // orientation OpenBLAS packs the col tile without a transpose (a 432 x 32 x 256 GEMM runs ~20%
-// faster than 32 x 432 x 256), and the small accumulator is transposed into dw at the end.
+// faster than 32 x 432 x 256), and the small accumulator is transposed into dw at the end. With
+// plane tiles (stride 1 along j and k) the col rows are (ci, a, b), one copy of consecutive x rows
+// each, and the kK taps along k are kK shifted copies of the dy tile stacked along N.
 // Threads form a grid of groups_rows x groups_tiles: a row group owns a column block of dw (its
-// im2col rows) and builds only those rows, so each dw element is summed by one thread in tile
+// col rows) and builds only those rows, so each dw element is summed by one thread in tile
 // order. Tile groups (only for narrow dw) sum disjoint tile ranges into partial copies of dw,
 // added in group order.
 
 typedef struct {
     const geom_t *g;
     const wplan_t *pl;
-    const rshift_t *rs; // NULL: im2col tiles
+    const ptile_t *pt; // NULL: im2col tiles
     float *dw, *dbias;
     cvol_t x, dy;
     float *work;
     const volatile int *cancel;
 } bww_ctx_t;
 
-// Per-thread blocks: accumulators (shifts x kb x Cout), the dy tile copy, the col tile.
+// Per-thread blocks: accumulators, the dy tile copies, the col tile (P block of plane tiles).
 typedef struct {
     float *acc, *dyt, *col;
 } bww_buf_t;
@@ -1334,50 +1382,97 @@ static void bww_tile(const bww_ctx_t *c,
               b->acc, g->cout);
 }
 
-// Row-shift version: acc_c (nr x Cout) (+)= col[:, c : c + nvalid] * dy_pad^T for each shift c,
-// where dy_pad holds the tile's dy rows at the padded columns and zeros in the junk ones.
-static void bww_rshift_tile(const bww_ctx_t *c,
-                            const bww_buf_t *b,
-                            int64_t n,
-                            int64_t t,
-                            int64_t r0,
-                            int64_t nr,
-                            float beta)
+// D[c][co][rho * src2 + kx] = dy[co][o0][j0 + rho][kx - c + lo2], zero where that is outside the
+// row: the dy rows of a plane tile lined up with the source columns of tap c.
+static void
+bww_dy_copies(const bww_ctx_t *c, float *d, int64_t n, int64_t o0, int64_t j0, int64_t nrows)
 {
-    const geom_t *g = c->g;
-    const rshift_t *rs = c->rs;
-    int64_t row0 = t * rs->tile_rows, nrows = min64(rs->tile_rows, rs->rows - row0);
-    int64_t ncols = nrows * rs->width, nvalid = ncols - (rs->shifts - 1);
-    const float *dyn = c->dy.p + n * c->dy.sn + row0 * rs->valid;
-    for (int64_t co = 0; co < g->cout; co++) {
-        for (int64_t rho = 0; rho < nrows; rho++) {
-            float *d = b->dyt + co * ncols + rho * rs->width;
-            memcpy(d, dyn + co * c->dy.sc + rho * rs->valid, sizeof(float) * (size_t)rs->valid);
-            zero_floats(d + rs->valid, rs->shifts - 1);
+    const ptile_t *pt = c->pt;
+    int64_t w = pt->src[2], dw = pt->dst[2], ncols = nrows * w;
+    for (int64_t cc = 0; cc < pt->k[2]; cc++) {
+        int64_t ka = min64(max64(cc - pt->lo[2], 0), w),
+                kb = min64(max64(dw + cc - pt->lo[2], ka), w);
+        for (int64_t co = 0; co < c->g->cout; co++) {
+            const float *s = c->dy.p + n * c->dy.sn + co * c->dy.sc + (o0 * pt->dst[1] + j0) * dw;
+            for (int64_t rho = 0; rho < nrows; rho++) {
+                float *r = d + (cc * c->g->cout + co) * ncols + rho * w;
+                zero_floats(r, ka);
+                if (kb > ka) {
+                    copy_floats(r + ka, s + rho * dw + (ka - cc + pt->lo[2]), kb - ka);
+                }
+                zero_floats(r + kb, w - kb);
+            }
         }
-    }
-    gmap_gather(b->col, ncols, c->x.p + n * c->x.sn, &rs->map, r0, r0 + nr, row0 * rs->width,
-                ncols);
-    for (int64_t s = 0; s < rs->shifts; s++) {
-        tile_gemm(g->team, SS_NO_TRANS, SS_TRANS, nr, g->cout, nvalid, 1.0f, b->col + s, ncols,
-                  b->dyt, ncols, beta, b->acc + s * c->pl->kb * g->cout, g->cout);
     }
 }
 
-// dst[co][(r0 + r) * shifts + s] = acc[s][r][co] (dst already offset to column r0 * shifts).
-static void transpose_into(float *restrict dst,
-                           int64_t ld,
-                           const float *restrict acc,
-                           int64_t nr,
-                           int64_t cout,
-                           int64_t shifts,
-                           int64_t kb)
+// col[(u - u0) kJ + b][rho * src2 + q] = the source row read by output row j0 + rho at taps
+// (a, b) of unit u = (ci, a): tap b's rows of the tile are consecutive source rows, so each col
+// row is one copy (plus zero rows at the volume's edges).
+static void ptile_gather_rows(const ptile_t *pt,
+                              float *col,
+                              const float *vin,
+                              int64_t o0,
+                              int64_t j0,
+                              int64_t nrows,
+                              int64_t u0,
+                              int64_t u1)
+{
+    int64_t w = pt->src[2], ncols = nrows * w;
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t ix = o0 * pt->s0 + u % pt->k[0] - pt->lo[0];
+        for (int64_t b = 0; b < pt->k[1]; b++) {
+            float *d = col + ((u - u0) * pt->k[1] + b) * ncols;
+            int64_t jx0 = j0 - pt->lo[1] + b;
+            int64_t ja = min64(max64(-jx0, 0), nrows);
+            int64_t jb = min64(max64(pt->src[1] - jx0, ja), nrows);
+            if (ix < 0 || ix >= pt->src[0]) {
+                ja = jb = nrows;
+            }
+            zero_floats(d, ja * w);
+            if (jb > ja) {
+                copy_floats(d + ja * w,
+                            vin + u / pt->k[0] * pt->chan + (ix * pt->src[1] + jx0 + ja) * w,
+                            (jb - ja) * w);
+            }
+            zero_floats(d + jb * w, (nrows - jb) * w);
+        }
+    }
+}
+
+// Plane-tile version: acc (nu kJ x kK Cout) (+)= col * D^T for units [u0, u0 + nu), col rows
+// (unit, b), so acc[u][b][c][co] sums x at taps (a, b, c) of unit u times dy over the tile. The
+// kK taps along k are stacked along N (shifted copies of the small dy tile): OpenBLAS packs the
+// col tile once for kK Cout uses and D once per block of units. (Reading tap b in place from
+// one gathered block, as the forward does, repacks D for every b: 14% of the time.)
+static void bww_ptile(const bww_ctx_t *c,
+                      const bww_buf_t *b,
+                      int64_t n,
+                      int64_t tt,
+                      int64_t u0,
+                      int64_t nu,
+                      float beta)
+{
+    const ptile_t *pt = c->pt;
+    int64_t o0, j0, nrows;
+    ptile_at(pt, tt, &o0, &j0, &nrows);
+    int64_t ncols = nrows * pt->src[2], nd = pt->k[2] * c->g->cout, k1 = pt->k[1];
+    bww_dy_copies(c, b->dyt, n, o0, j0, nrows);
+    ptile_gather_rows(pt, b->col, c->x.p + n * c->x.sn, o0, j0, nrows, u0, u0 + nu);
+    for (int64_t r = 0; r < nu; r += c->pl->blk) {
+        tile_gemm(c->g->team, SS_NO_TRANS, SS_TRANS, min64(c->pl->blk, nu - r) * k1, nd, ncols,
+                  1.0f, b->col + r * k1 * ncols, ncols, b->dyt, ncols, beta, b->acc + r * k1 * nd,
+                  nd);
+    }
+}
+
+// dst[co][r] = acc[r][co] for r < rows (dst already offset to its first column).
+static void transpose_into(
+    float *restrict dst, int64_t ld, const float *restrict acc, int64_t rows, int64_t cout)
 {
     for (int64_t co = 0; co < cout; co++) {
-        for (int64_t r = 0; r < nr; r++) {
-            for (int64_t s = 0; s < shifts; s++) {
-                dst[co * ld + r * shifts + s] = acc[(s * kb + r) * cout + co];
-            }
+        for (int64_t r = 0; r < rows; r++) {
+            dst[co * ld + r] = acc[r * cout + co];
         }
     }
 }
@@ -1390,28 +1485,36 @@ static void bww_thread(const bww_ctx_t *c, int t)
     if (tg >= pl->groups_tiles) {
         return;
     }
-    int64_t units = c->rs ? c->rs->k9 : g->kc, shifts = c->rs ? c->rs->shifts : 1;
-    int64_t per = c->rs ? ceil_div(c->rs->rows, pl->tile) : ceil_div(g->pout, pl->tile);
-    int64_t cols = c->rs ? rshift_cols(c->rs) : pl->tile, rlo, nunits, i0, ni;
-    ss_split_range(units, pl->groups_rows, rg, &rlo, &nunits);
+    // Units: (ci, a) P rows with kJ kK dw columns each for plane tiles, else im2col rows.
+    int64_t units = c->pt ? c->pt->units : g->kc, taps = c->pt ? g->k[1] * g->k[2] : 1;
+    int64_t per = c->pt ? ptile_count(c->pt) : ceil_div(g->pout, pl->tile);
+    int64_t cols = c->pt ? c->pt->rows * c->pt->src[2] : pl->tile, rlo, nunits, i0, ni;
+    if (c->pt != NULL) {
+        ss_split_range(ceil_div(units, pl->blk), pl->groups_rows, rg, &rlo, &nunits);
+        rlo *= pl->blk;
+        nunits = min64(nunits * pl->blk, units - rlo);
+    } else {
+        ss_split_range(units, pl->groups_rows, rg, &rlo, &nunits);
+    }
     ss_split_range(g->n * per, pl->groups_tiles, tg, &i0, &ni);
     float *dst = tg == 0 ? c->dw : c->work + (tg - 1) * round_floats(g->cout * g->kc);
     bww_buf_t b = {.acc = thread_work(c->work, pl, t)};
-    b.dyt = b.acc + round_floats(shifts * pl->kb * g->cout);
-    b.col = b.dyt + round_floats(g->cout * cols);
+    b.dyt = b.acc + round_floats(taps * pl->kb * g->cout);
+    b.col = b.dyt + round_floats((c->pt ? g->k[2] : 1) * g->cout * cols);
     for (int64_t r0 = rlo; r0 < rlo + nunits; r0 += pl->kb) {
         int64_t nr = min64(pl->kb, rlo + nunits - r0);
-        memset(b.acc, 0, sizeof(float) * (size_t)(shifts * pl->kb * g->cout));
+        memset(b.acc, 0, sizeof(float) * (size_t)(taps * pl->kb * g->cout));
         for (int64_t it = i0; it < i0 + ni && !cancelled(c->cancel); it++) {
             float beta = it == i0 ? 0.0f : 1.0f;
-            if (c->rs != NULL) {
-                bww_rshift_tile(c, &b, it / per, it % per, r0, nr, beta);
+            if (c->pt != NULL) {
+                bww_ptile(c, &b, it / per, it % per, r0, nr, beta);
                 continue;
             }
             int64_t p0 = it % per * pl->tile;
             bww_tile(c, &b, it / per, p0, min64(pl->tile, g->pout - p0), r0, nr, beta);
         }
-        transpose_into(dst + r0 * shifts, g->kc, b.acc, nr, g->cout, shifts, pl->kb);
+        // acc rows are (unit, b, c) for plane tiles: dw's column order.
+        transpose_into(dst + r0 * taps, g->kc, b.acc, nr * taps, g->cout);
     }
 }
 
@@ -1500,10 +1603,10 @@ ss_status_t ss_conv3d_bwd_weight(ss_tensor_t *dw,
     g.team = nt;
     wplan_t pl = plan_bwd_weight(&g, nt);
     SS_TRY(check_exec(ex, plan_bytes(&pl, nt), err));
-    rshift_t rs = rshift_fwd(&g, x->stride[1]);
+    ptile_t pt = ptile_fwd(&g, x->stride[1]);
     bww_ctx_t c = {&g,
                    &pl,
-                   use_rshift_fwd(&g) ? &rs : NULL,
+                   use_ptile_fwd(&g) ? &pt : NULL,
                    ss_tensor_f32(dw),
                    dbias ? ss_tensor_f32(dbias) : NULL,
                    cvol_of(x),
