@@ -21,7 +21,6 @@ enum {
     PART_DQ = 2,
 };
 
-
 typedef union {
     float f;
     uint32_t u;
@@ -104,31 +103,6 @@ static rows_t head_rows(const ss_tensor_t *t, int64_t b, int64_t h)
 static float *stat_row(const ss_tensor_t *t, int64_t b, int64_t h)
 {
     return ss_tensor_f32(t) + b * t->stride[0] + h * t->stride[1];
-}
-
-// ss_gemm_serial relies on OpenBLAS seeing an active parallel region; a team of one thread is
-// inactive, and there OpenBLAS would fork its own threads for every tile. ss_gemm with one
-// thread pins it to the caller instead.
-static void gemm(ss_trans_t ta,
-                 ss_trans_t tb,
-                 int64_t m,
-                 int64_t n,
-                 int64_t k,
-                 float alpha,
-                 const float *a,
-                 int64_t lda,
-                 const float *b,
-                 int64_t ldb,
-                 float beta,
-                 float *c,
-                 int64_t ldc)
-{
-    if (omp_in_parallel()) {
-        ss_gemm_serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    } else {
-        const ss_exec_t one = {1, NULL, 0, NULL};
-        ss_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &one);
-    }
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -285,8 +259,8 @@ static void fwd_tile(float *acc,
 {
     for (int64_t j0 = 0; j0 < pl->nk; j0 += pl->tk) {
         int64_t nb = min64(pl->tk, pl->nk - j0);
-        gemm(SS_NO_TRANS, SS_TRANS, rows, nb, pl->dim, pl->scale2, q, ldq, k.p + j0 * k.ld, k.ld,
-             0.0f, s, nb);
+        ss_gemm_serial(SS_NO_TRANS, SS_TRANS, rows, nb, pl->dim, pl->scale2, q, ldq,
+                       k.p + j0 * k.ld, k.ld, 0.0f, s, nb);
         softmax_tile(s, rows, nb, m, l, corr);
         for (int64_t i = 0; i < rows; i++) {
             if (corr[i] != 1.0f) {
@@ -296,8 +270,8 @@ static void fwd_tile(float *acc,
                 }
             }
         }
-        gemm(SS_NO_TRANS, SS_NO_TRANS, rows, pl->dim, nb, 1.0f, s, nb, v.p + j0 * v.ld, v.ld, 1.0f,
-             acc, ldacc);
+        ss_gemm_serial(SS_NO_TRANS, SS_NO_TRANS, rows, pl->dim, nb, 1.0f, s, nb, v.p + j0 * v.ld,
+                       v.ld, 1.0f, acc, ldacc);
     }
 }
 
@@ -435,19 +409,21 @@ static void bwd_pair(const bwd_head_t *hd,
     const int64_t dim = pl->dim;
     const float *qi = hd->q.p + i0 * hd->q.ld, *doi = hd->dout.p + i0 * hd->dout.ld;
     const float *kj = hd->k.p + j0 * hd->k.ld, *vj = hd->v.p + j0 * hd->v.ld;
-    gemm(SS_NO_TRANS, SS_TRANS, ni, nj, dim, pl->scale2, qi, hd->q.ld, kj, hd->k.ld, 0.0f, s, nj);
+    ss_gemm_serial(SS_NO_TRANS, SS_TRANS, ni, nj, dim, pl->scale2, qi, hd->q.ld, kj, hd->k.ld, 0.0f,
+                   s, nj);
     probs_rows(s, ni, nj, hd->lse + i0);
-    gemm(SS_NO_TRANS, SS_TRANS, ni, nj, dim, 1.0f, doi, hd->dout.ld, vj, hd->v.ld, 0.0f, dp, nj);
+    ss_gemm_serial(SS_NO_TRANS, SS_TRANS, ni, nj, dim, 1.0f, doi, hd->dout.ld, vj, hd->v.ld, 0.0f,
+                   dp, nj);
     dscores_rows(dp, s, ni, nj, hd->dvec + i0);
     if (parts & PART_DKDV) {
-        gemm(SS_TRANS, SS_NO_TRANS, nj, dim, ni, 1.0f, s, nj, doi, hd->dout.ld, 1.0f,
-             hd->dv.p + j0 * hd->dv.ld, hd->dv.ld);
-        gemm(SS_TRANS, SS_NO_TRANS, nj, dim, ni, pl->scale, dp, nj, qi, hd->q.ld, 1.0f,
-             hd->dk.p + j0 * hd->dk.ld, hd->dk.ld);
+        ss_gemm_serial(SS_TRANS, SS_NO_TRANS, nj, dim, ni, 1.0f, s, nj, doi, hd->dout.ld, 1.0f,
+                       hd->dv.p + j0 * hd->dv.ld, hd->dv.ld);
+        ss_gemm_serial(SS_TRANS, SS_NO_TRANS, nj, dim, ni, pl->scale, dp, nj, qi, hd->q.ld, 1.0f,
+                       hd->dk.p + j0 * hd->dk.ld, hd->dk.ld);
     }
     if (parts & PART_DQ) {
-        gemm(SS_NO_TRANS, SS_NO_TRANS, ni, dim, nj, pl->scale, dp, nj, kj, hd->k.ld, 1.0f,
-             hd->dq.p + i0 * hd->dq.ld, hd->dq.ld);
+        ss_gemm_serial(SS_NO_TRANS, SS_NO_TRANS, ni, dim, nj, pl->scale, dp, nj, kj, hd->k.ld, 1.0f,
+                       hd->dq.p + i0 * hd->dq.ld, hd->dq.ld);
     }
 }
 

@@ -32,7 +32,6 @@ typedef struct {
     int direct;      // 1x1x1, stride 1, no padding: x itself is the col matrix
     int nonoverlap;  // kernel <= stride in every dim: bwd_data scatters without conflicts
     int unit_stride; // stride 1 in every dim
-    int team;        // threads running the tiles
 } geom_t;
 
 // Workspace plan of one pass: `shared` floats, then one `per_thread` block per thread.
@@ -88,32 +87,6 @@ static int64_t ceil_div(int64_t a, int64_t b)
 static int64_t round_floats(int64_t n)
 {
     return (n + FLOAT_ALIGN - 1) / FLOAT_ALIGN * FLOAT_ALIGN;
-}
-
-// The GEMM of one tile. In a team of two or more threads the region is active and OpenBLAS (OpenMP
-// build) stays on the calling thread. A team of one is not "in parallel" for OpenMP, and OpenBLAS
-// would then use its global thread count, so ss_gemm pins it to one thread explicitly.
-static void tile_gemm(int team,
-                      ss_trans_t ta,
-                      ss_trans_t tb,
-                      int64_t m,
-                      int64_t n,
-                      int64_t k,
-                      float alpha,
-                      const float *a,
-                      int64_t lda,
-                      const float *b,
-                      int64_t ldb,
-                      float beta,
-                      float *c,
-                      int64_t ldc)
-{
-    if (team > 1) {
-        ss_gemm_serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-    ss_exec_t one = ss_exec_serial();
-    ss_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &one);
 }
 
 static int cancelled(const volatile int *flag)
@@ -460,7 +433,6 @@ repack_ptile(float *restrict wt, const float *restrict w, const geom_t *g, int f
 // z (kK * mout x nrows * src2) = sum over taps b of wt[b] (kK * mout x units) * P_b, P gathered
 // from vin in chunks of kb units.
 static void ptile_conv(const ptile_t *pt,
-                       int team,
                        int64_t kb,
                        const float *wt,
                        int64_t mout,
@@ -476,9 +448,9 @@ static void ptile_conv(const ptile_t *pt,
         int64_t nu = min64(kb, pt->units - u0);
         ptile_gather(pt, p, vin, o0, j0, nrows, u0, u0 + nu);
         for (int64_t b = 0; b < pt->k[1]; b++) {
-            tile_gemm(team, SS_NO_TRANS, SS_NO_TRANS, mz, ncols, nu, 1.0f,
-                      wt + b * mz * pt->units + u0, pt->units, p + b * pt->src[2], pt->ld,
-                      u0 == 0 && b == 0 ? 0.0f : 1.0f, z, ncols);
+            ss_gemm_serial(SS_NO_TRANS, SS_NO_TRANS, mz, ncols, nu, 1.0f,
+                           wt + b * mz * pt->units + u0, pt->units, p + b * pt->src[2], pt->ld,
+                           u0 == 0 && b == 0 ? 0.0f : 1.0f, z, ncols);
         }
     }
 }
@@ -526,7 +498,7 @@ static void ptile_store(const ptile_t *pt,
 static geom_t
 geom_make(const ss_conv3d_params_t *p, int64_t n, int64_t cin, int64_t cout, const int64_t in[3])
 {
-    geom_t g = {.n = n, .cin = cin, .cout = cout, .kvol = 1, .pin = 1, .pout = 1, .team = 1};
+    geom_t g = {.n = n, .cin = cin, .cout = cout, .kvol = 1, .pin = 1, .pout = 1};
     g.direct = g.nonoverlap = g.unit_stride = 1;
     for (int d = 0; d < 3; d++) {
         g.in[d] = in[d];
@@ -902,8 +874,8 @@ static void fwd_tile(const fwd_ctx_t *c, float *col, int64_t n, int64_t p0, int6
         } else {
             gmap_gather(col, np, xn, &m, r0, r0 + nr, p0, np);
         }
-        tile_gemm(g->team, SS_NO_TRANS, SS_NO_TRANS, g->cout, np, nr, 1.0f, c->w + r0, g->kc, b,
-                  ldb, r0 == 0 ? 0.0f : 1.0f, y, c->y.sc);
+        ss_gemm_serial(SS_NO_TRANS, SS_NO_TRANS, g->cout, np, nr, 1.0f, c->w + r0, g->kc, b, ldb,
+                       r0 == 0 ? 0.0f : 1.0f, y, c->y.sc);
     }
     if (c->bias != NULL) {
         add_bias(y, c->y.sc, c->bias, g->cout, np);
@@ -917,8 +889,7 @@ static void fwd_ptile(const fwd_ctx_t *c, float *buf, int64_t n, int64_t tt)
     int64_t o0, j0, nrows;
     ptile_at(pt, tt, &o0, &j0, &nrows);
     float *z = buf + round_floats(c->pl->kb * pt->ld);
-    ptile_conv(pt, c->g->team, c->pl->kb, c->work, c->g->cout, c->x.p + n * c->x.sn, buf, z, o0, j0,
-               nrows);
+    ptile_conv(pt, c->pl->kb, c->work, c->g->cout, c->x.p + n * c->x.sn, buf, z, o0, j0, nrows);
     ptile_store(pt, c->y.p + n * c->y.sn, c->y.sc, z, c->g->cout, c->bias, o0, j0, nrows);
 }
 
@@ -983,7 +954,6 @@ ss_status_t ss_conv3d_fwd(ss_tensor_t *y,
     }
     int nt = exec_threads(ex);
     geom_t g = geom_make(p, x->shape[0], x->shape[1], w->shape[0], x->shape + 2);
-    g.team = nt;
     wplan_t pl = plan_fwd(&g);
     SS_TRY(check_exec(ex, plan_bytes(&pl, nt), err));
     ptile_t pt = ptile_fwd(&g, x->stride[1]);
@@ -1161,8 +1131,8 @@ static void bwd_phase_tile(const bwd_ctx_t *c,
     for (int64_t r0 = 0; r0 < kg; r0 += c->pl->kb) {
         int64_t nr = min64(c->pl->kb, kg - r0);
         gmap_gather(gbuf, np, c->dy.p + n * c->dy.sn, &m, r0, r0 + nr, p0, np);
-        tile_gemm(g->team, SS_NO_TRANS, SS_NO_TRANS, g->cin, np, nr, 1.0f, c->wt + woff + r0, kg,
-                  gbuf, np, r0 == 0 ? 0.0f : 1.0f, out, np);
+        ss_gemm_serial(SS_NO_TRANS, SS_NO_TRANS, g->cin, np, nr, 1.0f, c->wt + woff + r0, kg, gbuf,
+                       np, r0 == 0 ? 0.0f : 1.0f, out, np);
     }
     gmap_t s = gmap_phase_dx(g, f, c->dx.sc);
     gmap_scatter(dxn, out, np, &s, 0, g->cin, p0, np);
@@ -1200,12 +1170,12 @@ static void bwd_scatter_tile(const bwd_ctx_t *c, float *col, int64_t n, int64_t 
     for (int64_t r0 = 0; r0 < g->kc; r0 += c->pl->kb) {
         int64_t nr = min64(c->pl->kb, g->kc - r0);
         if (g->direct) {
-            tile_gemm(g->team, SS_TRANS, SS_NO_TRANS, nr, np, g->cout, 1.0f, c->w + r0, g->kc, dy,
-                      c->dy.sc, 0.0f, dxn + r0 * c->dx.sc + p0, c->dx.sc);
+            ss_gemm_serial(SS_TRANS, SS_NO_TRANS, nr, np, g->cout, 1.0f, c->w + r0, g->kc, dy,
+                           c->dy.sc, 0.0f, dxn + r0 * c->dx.sc + p0, c->dx.sc);
             continue;
         }
-        tile_gemm(g->team, SS_TRANS, SS_NO_TRANS, nr, np, g->cout, 1.0f, c->w + r0, g->kc, dy,
-                  c->dy.sc, 0.0f, col, np);
+        ss_gemm_serial(SS_TRANS, SS_NO_TRANS, nr, np, g->cout, 1.0f, c->w + r0, g->kc, dy, c->dy.sc,
+                       0.0f, col, np);
         gmap_scatter(dxn, col, np, &m, r0, r0 + nr, p0, np);
     }
 }
@@ -1265,8 +1235,7 @@ static void bwd_ptile_run(const bwd_ctx_t *c, int nt)
             }
             int64_t n = it / per, o0, j0, nrows;
             ptile_at(pt, it % per, &o0, &j0, &nrows);
-            ptile_conv(pt, g->team, c->pl->kb, c->wt, g->cin, c->dy.p + n * c->dy.sn, p, z, o0, j0,
-                       nrows);
+            ptile_conv(pt, c->pl->kb, c->wt, g->cin, c->dy.p + n * c->dy.sn, p, z, o0, j0, nrows);
             ptile_store(pt, c->dx.p + n * c->dx.sn, c->dx.sc, z, g->cin, NULL, o0, j0, nrows);
         }
     }
@@ -1302,7 +1271,6 @@ ss_status_t ss_conv3d_bwd_data(ss_tensor_t *dx,
     }
     int nt = exec_threads(ex);
     geom_t g = geom_make(p, dx->shape[0], dx->shape[1], w->shape[0], dx->shape + 2);
-    g.team = nt;
     wplan_t pl = plan_bwd_data(&g);
     SS_TRY(check_exec(ex, plan_bytes(&pl, nt), err));
     float *work = exec_work(ex);
@@ -1378,8 +1346,8 @@ static void bww_tile(const bww_ctx_t *c,
     for (int64_t co = 0; co < g->cout; co++) {
         memcpy(b->dyt + co * np, dyn + co * c->dy.sc, sizeof(float) * (size_t)np);
     }
-    tile_gemm(g->team, SS_NO_TRANS, SS_TRANS, nr, g->cout, np, 1.0f, a, lda, b->dyt, np, beta,
-              b->acc, g->cout);
+    ss_gemm_serial(SS_NO_TRANS, SS_TRANS, nr, g->cout, np, 1.0f, a, lda, b->dyt, np, beta, b->acc,
+                   g->cout);
 }
 
 // D[c][co][rho * src2 + kx] = dy[co][o0][j0 + rho][kx - c + lo2], zero where that is outside the
@@ -1460,9 +1428,9 @@ static void bww_ptile(const bww_ctx_t *c,
     bww_dy_copies(c, b->dyt, n, o0, j0, nrows);
     ptile_gather_rows(pt, b->col, c->x.p + n * c->x.sn, o0, j0, nrows, u0, u0 + nu);
     for (int64_t r = 0; r < nu; r += c->pl->blk) {
-        tile_gemm(c->g->team, SS_NO_TRANS, SS_TRANS, min64(c->pl->blk, nu - r) * k1, nd, ncols,
-                  1.0f, b->col + r * k1 * ncols, ncols, b->dyt, ncols, beta, b->acc + r * k1 * nd,
-                  nd);
+        ss_gemm_serial(SS_NO_TRANS, SS_TRANS, min64(c->pl->blk, nu - r) * k1, nd, ncols, 1.0f,
+                       b->col + r * k1 * ncols, ncols, b->dyt, ncols, beta, b->acc + r * k1 * nd,
+                       nd);
     }
 }
 
@@ -1600,7 +1568,6 @@ ss_status_t ss_conv3d_bwd_weight(ss_tensor_t *dw,
     SS_TRY(bwd_weight_check(dw, dbias, x, dy, p, err));
     int nt = exec_threads(ex);
     geom_t g = geom_make(p, x->shape[0], x->shape[1], dw->shape[0], x->shape + 2);
-    g.team = nt;
     wplan_t pl = plan_bwd_weight(&g, nt);
     SS_TRY(check_exec(ex, plan_bytes(&pl, nt), err));
     ptile_t pt = ptile_fwd(&g, x->stride[1]);
