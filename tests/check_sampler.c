@@ -1,0 +1,293 @@
+// The sampler against direct reads of the HDF5 file: content, flips, slabs, determinism,
+// foreground oversampling and the prefetch thread.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shardseg/h5data.h"
+#include "shardseg/sampler.h"
+
+#include "testutil.h"
+
+enum { NC = 2, NR = 3, I = 21, J = 17, K = 13 };
+static char g_dir[] = "/tmp/ss_sampler_XXXXXX";
+static char g_path[256];
+
+// Three cases: 0 and 2 hold a tumour cube, 1 none; case 2 is the validation case.
+// Runs before the suite, outside Check's test context: failures are reported by hand.
+static int make_file(void)
+{
+    if (mkdtemp(g_dir) == NULL) {
+        perror("mkdtemp");
+        return -1;
+    }
+    snprintf(g_path, sizeof(g_path), "%s/d.h5", g_dir);
+    const char *chans[NC] = {"FLAIR", "T1"};
+    ss_h5data_meta_t meta = {NC, chans, SS_TARGET_REGIONS, "brats", "test", 1, 0.34, 1, 4, 1};
+    (void)meta.gzip;
+    ss_h5data_writer_t *w = NULL;
+    ss_error_t err;
+    if (ss_h5data_create(g_path, &meta, &w, &err) != SS_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    static float img[NC * I * J * K];
+    static uint8_t lab[NR * I * J * K];
+    const char *names[3] = {"case_a", "case_b", "case_c"};
+    for (int c = 0; c < 3; c++) {
+        ss_test_fill(img, NC * I * J * K, 10 + (uint64_t)c, -2, 2);
+        memset(lab, 0, sizeof(lab));
+        for (int i = 12; i < 16 && c != 1; i++) {
+            for (int j = 3; j < 7; j++) {
+                for (int k = 8; k < 11; k++) {
+                    lab[(i * J + j) * K + k] = 1; // WT channel only
+                }
+            }
+        }
+        ss_h5data_case_t hc;
+        memset(&hc, 0, sizeof(hc));
+        hc.name = names[c];
+        hc.dim[0] = I, hc.dim[1] = J, hc.dim[2] = K;
+        hc.image = img;
+        hc.label = lab;
+        hc.orig_shape[0] = I, hc.orig_shape[1] = J, hc.orig_shape[2] = K;
+        hc.crop.end[0] = I, hc.crop.end[1] = J, hc.crop.end[2] = K;
+        hc.spacing[0] = hc.spacing[1] = hc.spacing[2] = 1;
+        for (int a = 0; a < 4; a++) {
+            hc.affine[a][a] = 1;
+        }
+        for (int ch = 0; ch < NC; ch++) {
+            hc.std[ch] = 1;
+        }
+        if (ss_h5data_write_case(w, &hc, &err) != SS_OK) {
+            fprintf(stderr, "%s\n", err.msg);
+            return -1;
+        }
+    }
+    int assign[3] = {0, 0, 1};
+    if (ss_h5data_write_split(w, names, assign, 3, &err) != SS_OK ||
+        ss_h5data_commit(&w, NULL, &err) != SS_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void remove_file(void)
+{
+    unlink(g_path);
+    rmdir(g_dir);
+}
+
+static ss_sampler_t *make_sampler(
+    ss_h5data_t *d, int flips, float scale, int64_t i0, int64_t len, int prefetch, double fg)
+{
+    ss_sampler_config_t c;
+    ss_sampler_config_init(&c);
+    c.patch[0] = 12, c.patch[1] = 20, c.patch[2] = 9; // J patch larger than the volume: padding
+    c.slab_i0 = i0, c.slab_len = len;
+    c.flip_axes = flips, c.scale = scale, c.shift = scale;
+    c.prefetch = prefetch, c.fg_fraction = fg, c.seed = 7;
+    ss_sampler_t *s = NULL;
+    ss_error_t err;
+    ck_assert_msg(ss_sampler_create(d, &c, &s, &err) == SS_OK, "%s", err.msg);
+    return s;
+}
+
+enum { PI = 12, PJ = 20, PK = 9, PV = PI * PJ * PK };
+
+// Without augmentation a patch is the volume at its origin, zero outside.
+START_TEST(test_patch_content)
+{
+    ss_h5data_t *d = NULL;
+    ck_assert_int_eq(ss_h5data_open(g_path, &d, NULL), SS_OK);
+    ss_sampler_t *s = make_sampler(d, 0, 0, 0, 0, 0, 0.5);
+    static float img[NC * PV], vol[NC * I * J * K];
+    static uint8_t lab[NR * PV], vlab[NR * I * J * K];
+    for (uint64_t k = 0; k < 20; k++) {
+        ss_sampler_draw_t dr;
+        ss_sampler_draw(s, k, &dr);
+        ck_assert_int_ne(dr.case_index, 2); // validation case never drawn
+        ck_assert_int_eq(ss_sampler_fill(s, k, img, lab, NULL), SS_OK);
+        ck_assert_int_eq(ss_h5data_read_image(d, dr.case_index, 0, I, vol, NULL), SS_OK);
+        ck_assert_int_eq(ss_h5data_read_label(d, dr.case_index, 0, I, vlab, NULL), SS_OK);
+        ck_assert(dr.origin[0] >= 0 && dr.origin[0] + PI <= I);
+        for (int c = 0; c < NC; c++) {
+            for (int i = 0; i < PI; i++) {
+                for (int j = 0; j < PJ; j++) {
+                    for (int q = 0; q < PK; q++) {
+                        int64_t vi = dr.origin[0] + i, vj = dr.origin[1] + j, vk = dr.origin[2] + q;
+                        int in = vj >= 0 && vj < J;
+                        float want = in ? vol[((c * I + vi) * J + vj) * K + vk] : 0.0f;
+                        ck_assert_float_eq(img[((c * PI + i) * PJ + j) * PK + q], want);
+                        uint8_t wl = in ? vlab[((c * I + vi) * J + vj) * K + vk] : 0;
+                        ck_assert_uint_eq(lab[((c * PI + i) * PJ + j) * PK + q], wl);
+                    }
+                }
+            }
+        }
+    }
+    ss_sampler_destroy(&s);
+    ss_h5data_close(&d);
+}
+END_TEST
+
+// Flipped patches are the unflipped ones mirrored; slabs of two ranks tile the whole patch.
+START_TEST(test_flips_and_slabs)
+{
+    ss_h5data_t *d = NULL;
+    ck_assert_int_eq(ss_h5data_open(g_path, &d, NULL), SS_OK);
+    ss_sampler_t *plain = make_sampler(d, 0, 0.2f, 0, 0, 0, 0.5);
+    ss_sampler_t *flip = make_sampler(d, 7, 0.2f, 0, 0, 0, 0.5);
+    ss_sampler_t *top = make_sampler(d, 7, 0.2f, 0, 5, 0, 0.5);
+    ss_sampler_t *bot = make_sampler(d, 7, 0.2f, 5, 7, 0, 0.5);
+    static float a[NC * PV], b[NC * PV], t[NC * 5 * PJ * PK], u[NC * 7 * PJ * PK];
+    static uint8_t la[NR * PV], lb[NR * PV], lt[NR * 5 * PJ * PK], lu[NR * 7 * PJ * PK];
+    int flipped_i = 0;
+    for (uint64_t k = 0; k < 24; k++) {
+        ss_sampler_draw_t dr;
+        ss_sampler_draw(flip, k, &dr);
+        flipped_i += dr.flip[0];
+        ck_assert_int_eq(ss_sampler_fill(plain, k, a, la, NULL), SS_OK);
+        ck_assert_int_eq(ss_sampler_fill(flip, k, b, lb, NULL), SS_OK);
+        for (int c = 0; c < NC; c++) {
+            for (int i = 0; i < PI; i++) {
+                for (int j = 0; j < PJ; j++) {
+                    for (int q = 0; q < PK; q++) {
+                        int fi = dr.flip[0] ? PI - 1 - i : i, fj = dr.flip[1] ? PJ - 1 - j : j;
+                        int fq = dr.flip[2] ? PK - 1 - q : q;
+                        ck_assert_float_eq(b[((c * PI + i) * PJ + j) * PK + q],
+                                           a[((c * PI + fi) * PJ + fj) * PK + fq]);
+                    }
+                }
+            }
+        }
+        ck_assert_int_eq(ss_sampler_fill(top, k, t, lt, NULL), SS_OK);
+        ck_assert_int_eq(ss_sampler_fill(bot, k, u, lu, NULL), SS_OK);
+        for (int c = 0; c < NC; c++) {
+            ck_assert_mem_eq(t + c * 5 * PJ * PK, b + c * PV, 5 * PJ * PK * sizeof(float));
+            ck_assert_mem_eq(u + c * 7 * PJ * PK, b + c * PV + 5 * PJ * PK,
+                             7 * PJ * PK * sizeof(float));
+        }
+        for (int r = 0; r < NR; r++) {
+            ck_assert_mem_eq(lt + r * 5 * PJ * PK, lb + r * PV, 5 * PJ * PK);
+            ck_assert_mem_eq(lu + r * 7 * PJ * PK, lb + r * PV + 5 * PJ * PK, 7 * PJ * PK);
+        }
+    }
+    ck_assert_int_gt(flipped_i, 0);
+    ck_assert_int_lt(flipped_i, 24);
+    // A rank reading 5 of 12 rows reads fewer bytes than one reading the whole patch.
+    ck_assert_uint_lt(ss_sampler_bytes_read(top), ss_sampler_bytes_read(flip));
+    ss_sampler_destroy(&plain);
+    ss_sampler_destroy(&flip);
+    ss_sampler_destroy(&top);
+    ss_sampler_destroy(&bot);
+    ss_h5data_close(&d);
+}
+END_TEST
+
+START_TEST(test_foreground_oversampling)
+{
+    ss_h5data_t *d = NULL;
+    ck_assert_int_eq(ss_h5data_open(g_path, &d, NULL), SS_OK);
+    ss_sampler_t *s = make_sampler(d, 0, 0, 0, 0, 0, 1.0);
+    static float img[NC * PV];
+    static uint8_t lab[NR * PV];
+    int fg_patches = 0;
+    for (uint64_t k = 0; k < 30; k++) {
+        ss_sampler_draw_t dr;
+        ss_sampler_draw(s, k, &dr);
+        // fg_fraction 1: every draw of the case with a tumour is centred on it.
+        ck_assert_int_eq(dr.foreground, dr.case_index == 0);
+        ck_assert_int_eq(ss_sampler_fill(s, k, img, lab, NULL), SS_OK);
+        int any = 0;
+        for (int v = 0; v < PV; v++) {
+            any |= lab[v];
+        }
+        fg_patches += any;
+        ck_assert(!dr.foreground || any);
+    }
+    ck_assert_int_gt(fg_patches, 0);
+    ss_sampler_destroy(&s);
+    ss_h5data_close(&d);
+}
+END_TEST
+
+// The prefetch thread hands out exactly what ss_sampler_fill computes, in order and after jumps.
+START_TEST(test_prefetch_matches_fill)
+{
+    ss_h5data_t *d = NULL;
+    ck_assert_int_eq(ss_h5data_open(g_path, &d, NULL), SS_OK);
+    ss_sampler_t *s = make_sampler(d, 7, 0.1f, 2, 6, 3, 0.5);
+    ss_sampler_t *ref = make_sampler(d, 7, 0.1f, 2, 6, 0, 0.5);
+    static float want[NC * 6 * PJ * PK];
+    static uint8_t wl[NR * 6 * PJ * PK];
+    uint64_t ks[] = {5, 6, 7, 8, 9, 10, 11, 100, 101, 102, 3, 4};
+    for (size_t n = 0; n < sizeof(ks) / sizeof(ks[0]); n++) {
+        const float *img;
+        const uint8_t *lab;
+        double waited = -1;
+        ss_error_t err;
+        ck_assert_int_eq(ss_sampler_next(s, ks[n], &img, &lab, &waited, &err), SS_OK);
+        ck_assert(waited >= 0);
+        ck_assert_int_eq(ss_sampler_next(ref, ks[n], &img == NULL ? NULL : &img, &lab, NULL, &err),
+                         SS_OK);
+        ck_assert_int_eq(ss_sampler_fill(ref, ks[n], want, wl, &err), SS_OK);
+        const float *got;
+        const uint8_t *gotl;
+        // Asking again for the same k is a jump: the worker restarts there and gives it again.
+        ck_assert_int_eq(ss_sampler_next(s, ks[n], &got, &gotl, NULL, &err), SS_OK);
+        ck_assert_mem_eq(got, want, sizeof(want));
+        ck_assert_mem_eq(gotl, wl, sizeof(wl));
+    }
+    ck_assert_int_eq(ss_sampler_nchan(s), NC);
+    ck_assert_int_eq(ss_sampler_nlabel(s), NR);
+    ss_sampler_destroy(&s);
+    ss_sampler_destroy(&ref);
+    ss_h5data_close(&d);
+}
+END_TEST
+
+START_TEST(test_bad_config)
+{
+    ss_h5data_t *d = NULL;
+    ck_assert_int_eq(ss_h5data_open(g_path, &d, NULL), SS_OK);
+    ss_sampler_config_t c;
+    ss_sampler_config_init(&c);
+    c.slab_i0 = 100;
+    ss_sampler_t *s = NULL;
+    ss_error_t err;
+    ck_assert_int_eq(ss_sampler_create(d, &c, &s, &err), SS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "slab"));
+    ck_assert_ptr_null(s);
+    ss_sampler_config_init(&c);
+    c.patch[1] = 0;
+    ck_assert_int_eq(ss_sampler_create(d, &c, &s, &err), SS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "--patch"));
+    ss_sampler_destroy(&s); // NULL accepted
+    ss_h5data_close(&d);
+}
+END_TEST
+
+int main(void)
+{
+    if (make_file() != 0) {
+        return EXIT_FAILURE;
+    }
+    Suite *su = suite_create("sampler");
+    TCase *tc = tcase_create("tc_ss_sampler_fill");
+    tcase_add_test(tc, test_patch_content);
+    tcase_add_test(tc, test_flips_and_slabs);
+    tcase_add_test(tc, test_foreground_oversampling);
+    suite_add_tcase(su, tc);
+    tc = tcase_create("tc_ss_sampler_next");
+    tcase_add_test(tc, test_prefetch_matches_fill);
+    suite_add_tcase(su, tc);
+    tc = tcase_create("tc_ss_sampler_create");
+    tcase_add_test(tc, test_bad_config);
+    suite_add_tcase(su, tc);
+    int rc = ss_test_run(su);
+    remove_file();
+    return rc;
+}
