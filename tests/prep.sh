@@ -141,6 +141,14 @@ if [ -n "$real" ] && [ -d "$real/Brats18_2013_3_1" ]; then
     done
     expect 2 "Brats18_2013_3_1-seg.nii.gz: label value 4 is not in the brats2023" \
         --in "$tmp/b23" --out "$tmp/x.h5"
+    # The sampler benchmark on the prep'd file: bytes read per rank fall with the slab.
+    bench_out=$(SHARDSEG_NO_PROGRESS=1 "$bin" bench data --data "$tmp/real.h5" --patch 32 --steps 3 2>&1)
+    if echo "$bench_out" | grep -q "slab=1/4 patches_per_s=" &&
+        echo "$bench_out" | grep -q "data_wait_fraction="; then
+        echo "ok: shardseg bench data"
+    else
+        echo "FAIL: bench data:"; echo "$bench_out"; fails=$((fails + 1))
+    fi
     rm -f "$tmp"/real*.h5
     # Disk full: a 3 MB tmpfs (needs root and mount; skipped otherwise). Exit 1 (runtime), one
     # line, nothing left on the small disk.

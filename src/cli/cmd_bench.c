@@ -166,7 +166,10 @@ int ss_cli_cmd_bench(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
     if (strcmp(what, "kernels") == 0) {
         return ss_cli_bench_kernels(ctx, "bench kernels", argc - 1, argv + 1);
     }
-    if (strcmp(what, "data") == 0 || strcmp(what, "step") == 0) {
+    if (strcmp(what, "data") == 0) {
+        return ss_cli_bench_data(ctx, "bench data", argc - 1, argv + 1);
+    }
+    if (strcmp(what, "step") == 0) {
         ss_cli_error(cmd, "%s: not built yet in shardseg %s; see README for what works today", what,
                      ss_version());
         return SS_EXIT_USAGE;

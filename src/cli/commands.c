@@ -47,12 +47,15 @@ static const ss_cli_command_t g_commands[] = {
     {"bench", "benchmarks: gemm (sgemm peak), kernels, data, step",
      "usage: shardseg bench gemm [--size N] [--repeats R]\n"
      "       shardseg bench kernels [--repeats R] [--only OP,OP]\n"
-     "       shardseg bench data|step ...   (arrive with their issues)\n"
+     "       shardseg bench data --data data.h5 [--patch IxJxK] [--steps N]\n"
+     "       shardseg bench step ...   (arrives with the training issue)\n"
      "gemm: OpenBLAS sgemm GFLOP/s on N x N x N, min/median over R timed runs after a warm-up;\n"
      "the peak that kernel benchmarks report their ratios against.\n"
      "kernels: forward and backward time of every kernel on the issue's benchmark shapes, as\n"
      "GFLOP/s and fraction of the sgemm peak (compute-bound ops) or GB/s and fraction of memcpy\n"
-     "bandwidth (memory-bound ops), all measured in the same run.\n",
+     "bandwidth (memory-bound ops), all measured in the same run.\n"
+     "data: sampler patches/s and MB read per rank for 1/1, 1/2, 1/4 of the patch, and the\n"
+     "fraction of a training loop spent waiting for data with the prefetch thread.\n",
      ss_cli_cmd_bench, NULL},
     {"plan", "memory and communication plan of a run before it starts",
      "usage: shardseg plan --config run.ini [--ranks P]\n", NULL, "the sequence-parallel issue"},
