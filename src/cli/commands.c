@@ -7,7 +7,7 @@
 // A planned command prints its help and, when run, says honestly that it is not built yet.
 static const ss_cli_command_t g_commands[] = {
     {"synth", "synthesise BraTS-like cases (for the demo and tests)",
-     "usage: shardseg synth --out DIR --cases N [--seed S] [--size 240x240x155]\n"
+     "usage: shardseg synth --out DIR --cases N [--seed S] [--size 240x240x155] [--template DIR]\n"
      "Builds realistic BraTS-2021-layout cases from the Colin27 template of Debian's mricron-data\n"
      "(random deformation, tumour with enhancing rim, necrosis and edema, four contrasts, noise "
      "and\n"
