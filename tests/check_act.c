@@ -18,49 +18,10 @@
 static const int64_t SIZES[] = {1, 7, 16384, 16385, 100003};
 #define NSIZES ((int)(sizeof(SIZES) / sizeof(SIZES[0])))
 
-static void tens(ss_tensor_t *t, int ndim, const int64_t *shape, uint64_t seed, float lo, float hi)
-{
-    ck_assert_int_eq(ss_tensor_init(t, SS_F32, ndim, shape, NULL, NULL), SS_OK);
-    int64_t n = ss_tensor_numel(t);
-    t->data = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
-    ck_assert_ptr_nonnull(t->data);
-    if (seed != 0) {
-        ss_test_fill(ss_tensor_f32(t), n, seed, lo, hi);
-    }
-}
-
-static double *to_f64(const ss_tensor_t *t)
-{
-    int64_t n = ss_tensor_numel(t);
-    double *d = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
-    ck_assert_ptr_nonnull(d);
-    for (int64_t i = 0; i < n; i++) {
-        d[i] = ss_tensor_f32(t)[i];
-    }
-    return d;
-}
-
-static double *dalloc(int64_t n)
-{
-    double *d = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
-    ck_assert_ptr_nonnull(d);
-    return d;
-}
-
-static double err_f64(const float *a, const double *b, int64_t n, double atol, double rtol)
-{
-    double worst = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]) / (atol + rtol * fabs(b[i]));
-        worst = isnan(e) ? INFINITY : (e > worst ? e : worst);
-    }
-    return worst;
-}
-
 static void expect_close(
     const float *got, const double *want, int64_t n, double atol, double rtol, const char *what)
 {
-    double e = err_f64(got, want, n, atol, rtol);
+    double e = ss_test_err_f64(got, want, n, atol, rtol);
     ck_assert_msg(e <= 1.0, "%s: error %g of tolerance (atol %g rtol %g)", what, e, atol, rtol);
 }
 
@@ -81,15 +42,16 @@ START_TEST(test_gelu_vs_ref)
     int64_t n = SIZES[_i];
     for (int approx = 0; approx <= 1; approx++) {
         ss_tensor_t x, y, dy, dx;
-        tens(&x, 1, &n, 11 + (uint64_t)_i, -12.0f, 12.0f);
-        tens(&dy, 1, &n, 12 + (uint64_t)_i, -1.0f, 1.0f);
-        tens(&y, 1, &n, 0, 0, 0);
-        tens(&dx, 1, &n, 0, 0, 0);
+        ss_test_tensor(&x, 1, &n, 11 + (uint64_t)_i, -12.0f, 12.0f);
+        ss_test_tensor(&dy, 1, &n, 12 + (uint64_t)_i, -1.0f, 1.0f);
+        ss_test_tensor(&y, 1, &n, 0, 0, 0);
+        ss_test_tensor(&dx, 1, &n, 0, 0, 0);
         ss_exec_t ex = exec_nt(2);
         ss_error_t err;
         ck_assert_int_eq(ss_gelu_fwd(&y, &x, (ss_gelu_approx_t)approx, &ex, &err), SS_OK);
         ck_assert_int_eq(ss_gelu_bwd(&dx, &dy, &x, (ss_gelu_approx_t)approx, &ex, &err), SS_OK);
-        double *xd = to_f64(&x), *dyd = to_f64(&dy), *yr = dalloc(n), *dxr = dalloc(n);
+        double *xd = ss_test_to_f64(&x), *dyd = ss_test_to_f64(&dy), *yr = ss_test_dalloc(n),
+               *dxr = ss_test_dalloc(n);
         ss_ref_gelu_fwd(yr, xd, n, approx);
         ss_ref_gelu_bwd(dxr, dyd, xd, n, approx);
         expect_close(ss_tensor_f32(&y), yr, n, 1e-38, 0x1p-23, approx ? "gelu_tanh y" : "gelu y");
@@ -115,8 +77,8 @@ START_TEST(test_gelu_ulp_sweep)
     enum { N = 1 << 20 };
     int64_t n = N;
     ss_tensor_t x, y;
-    tens(&x, 1, &n, 0, 0, 0);
-    tens(&y, 1, &n, 0, 0, 0);
+    ss_test_tensor(&x, 1, &n, 0, 0, 0);
+    ss_test_tensor(&y, 1, &n, 0, 0, 0);
     for (int64_t i = 0; i < n; i++) {
         ss_tensor_f32(&x)[i] = (float)(-14.0 + 28.0 * (double)i / (double)(n - 1));
     }
@@ -169,11 +131,11 @@ START_TEST(test_gelu_inplace_threads)
 {
     int64_t n = 50001;
     ss_tensor_t x, y, dy, dx, t;
-    tens(&x, 1, &n, 21, -6.0f, 6.0f);
-    tens(&dy, 1, &n, 22, -1.0f, 1.0f);
-    tens(&y, 1, &n, 0, 0, 0);
-    tens(&dx, 1, &n, 0, 0, 0);
-    tens(&t, 1, &n, 0, 0, 0);
+    ss_test_tensor(&x, 1, &n, 21, -6.0f, 6.0f);
+    ss_test_tensor(&dy, 1, &n, 22, -1.0f, 1.0f);
+    ss_test_tensor(&y, 1, &n, 0, 0, 0);
+    ss_test_tensor(&dx, 1, &n, 0, 0, 0);
+    ss_test_tensor(&t, 1, &n, 0, 0, 0);
     ss_exec_t ex1 = exec_nt(1);
     ck_assert_int_eq(ss_gelu_fwd(&y, &x, SS_GELU_ERF, &ex1, NULL), SS_OK);
     ck_assert_int_eq(ss_gelu_bwd(&dx, &dy, &x, SS_GELU_ERF, &ex1, NULL), SS_OK);
@@ -222,7 +184,7 @@ static double fd_loss(void *p)
 static double *rand_f64(int64_t n, uint64_t seed, float lo, float hi)
 {
     float *f = malloc(sizeof(float) * (size_t)n);
-    double *d = dalloc(n);
+    double *d = ss_test_dalloc(n);
     ss_test_fill(f, n, seed, lo, hi);
     for (int64_t i = 0; i < n; i++) {
         d[i] = f[i];
@@ -236,11 +198,12 @@ static double *rand_f64(int64_t n, uint64_t seed, float lo, float hi)
 static void fd_case(int op, int64_t n, int64_t c, int64_t s)
 {
     int64_t nx = n * c * s;
-    fd_ctx_t ctx = {op, n, c, s, rand_f64(nx, 1, -4, 4), rand_f64(nx, 2, -1, 1), dalloc(nx)};
+    fd_ctx_t ctx = {
+        op, n, c, s, rand_f64(nx, 1, -4, 4), rand_f64(nx, 2, -1, 1), ss_test_dalloc(nx)};
     for (int64_t i = 0; i < nx && op == 2; i++) {
         ctx.x[i] += ctx.x[i] >= 0 ? 0.1 : -0.1;
     }
-    double *dx = dalloc(nx);
+    double *dx = ss_test_dalloc(nx);
     if (op <= 1) {
         ss_ref_gelu_bwd(dx, ctx.w, ctx.x, nx, op);
     } else if (op == 2) {
@@ -301,7 +264,7 @@ static void golden_expect(const ss_tensor_t *got, const char *cas, const char *k
     int64_t shape[8];
     int nd;
     double *want = ss_test_golden_f64(GOLDEN, name, shape, &nd);
-    double e = err_f64(ss_tensor_f32(got), want, ss_tensor_numel(got), 1e-6, 1e-5);
+    double e = ss_test_err_f64(ss_tensor_f32(got), want, ss_tensor_numel(got), 1e-6, 1e-5);
     ck_assert_msg(e <= 1.0, "golden %s: error %g of tolerance", name, e);
     free(want);
 }
@@ -339,8 +302,8 @@ START_TEST(test_golden)
     ss_tensor_t x, dy, y, dx;
     golden_tensor(&x, cas, "x");
     golden_tensor(&dy, cas, "dy");
-    tens(&y, x.ndim, x.shape, 0, 0, 0);
-    tens(&dx, x.ndim, x.shape, 0, 0, 0);
+    ss_test_tensor(&y, x.ndim, x.shape, 0, 0, 0);
+    ss_test_tensor(&dx, x.ndim, x.shape, 0, 0, 0);
     float slope = (float)ss_test_golden_attr(GOLDEN, "leaky_slope");
     ck_assert_int_eq(golden_op(_i, &y, &dx, &x, &dy, slope), SS_OK);
     golden_expect(&y, cas, "y");
@@ -363,10 +326,10 @@ START_TEST(test_relu_leaky_vs_ref)
     for (size_t k = 0; k < sizeof(SLOPES) / sizeof(SLOPES[0]); k++) {
         float slope = SLOPES[k];
         ss_tensor_t x, y, dy, dx;
-        tens(&x, 1, &n, 31 + (uint64_t)_i, -3.0f, 3.0f);
-        tens(&dy, 1, &n, 32 + (uint64_t)_i, -1.0f, 1.0f);
-        tens(&y, 1, &n, 0, 0, 0);
-        tens(&dx, 1, &n, 0, 0, 0);
+        ss_test_tensor(&x, 1, &n, 31 + (uint64_t)_i, -3.0f, 3.0f);
+        ss_test_tensor(&dy, 1, &n, 32 + (uint64_t)_i, -1.0f, 1.0f);
+        ss_test_tensor(&y, 1, &n, 0, 0, 0);
+        ss_test_tensor(&dx, 1, &n, 0, 0, 0);
         ss_tensor_f32(&x)[0] = 0.0f; // the kink: gradient is slope (PyTorch: x > 0 is false)
         ss_exec_t ex = exec_nt(2);
         if (slope == 0.0f) {
@@ -376,7 +339,8 @@ START_TEST(test_relu_leaky_vs_ref)
             ck_assert_int_eq(ss_leaky_relu_fwd(&y, &x, slope, &ex, NULL), SS_OK);
             ck_assert_int_eq(ss_leaky_relu_bwd(&dx, &dy, &x, slope, &ex, NULL), SS_OK);
         }
-        double *xd = to_f64(&x), *dyd = to_f64(&dy), *yr = dalloc(n), *dxr = dalloc(n);
+        double *xd = ss_test_to_f64(&x), *dyd = ss_test_to_f64(&dy), *yr = ss_test_dalloc(n),
+               *dxr = ss_test_dalloc(n);
         ss_ref_leaky_relu_fwd(yr, xd, n, slope);
         ss_ref_leaky_relu_bwd(dxr, dyd, xd, n, slope);
         for (int64_t i = 0; i < n; i++) {
@@ -415,8 +379,8 @@ START_TEST(test_relu_bad_args)
 {
     int64_t n = 6, m = 5;
     ss_tensor_t x, y;
-    tens(&x, 1, &n, 1, -1, 1);
-    tens(&y, 1, &m, 0, 0, 0);
+    ss_test_tensor(&x, 1, &n, 1, -1, 1);
+    ss_test_tensor(&y, 1, &m, 0, 0, 0);
     ss_exec_t ex = exec_nt(1), bad = exec_nt(0);
     ss_error_t err;
     ck_assert_int_eq(ss_relu_fwd(&y, &x, &ex, &err), SS_ESHAPE);
@@ -428,7 +392,7 @@ START_TEST(test_relu_bad_args)
     // Non-contiguous: a column slab of a matrix.
     int64_t s2[2] = {3, 4};
     ss_tensor_t mtx, col;
-    tens(&mtx, 2, s2, 2, -1, 1);
+    ss_test_tensor(&mtx, 2, s2, 2, -1, 1);
     ck_assert_int_eq(ss_tensor_view_slab(&col, &mtx, 1, 1, 2, NULL), SS_OK);
     ck_assert_int_eq(ss_leaky_relu_fwd(&col, &col, 0.1f, &ex, &err), SS_ESHAPE);
     free(x.data);
@@ -449,14 +413,15 @@ START_TEST(test_dropout_vs_ref)
     for (size_t k = 0; k < sizeof(PS) / sizeof(PS[0]); k++) {
         ss_dropout_params_t p = {PS[k], ss_rng_make(99, 3), 1000, 0, 0};
         ss_tensor_t x, y, dy, dx;
-        tens(&x, 1, &n, 41, 0.5f, 1.5f); // nonzero, so a dropped element is recognisable
-        tens(&dy, 1, &n, 42, 0.5f, 1.5f);
-        tens(&y, 1, &n, 0, 0, 0);
-        tens(&dx, 1, &n, 0, 0, 0);
+        ss_test_tensor(&x, 1, &n, 41, 0.5f, 1.5f); // nonzero, so a dropped element is recognisable
+        ss_test_tensor(&dy, 1, &n, 42, 0.5f, 1.5f);
+        ss_test_tensor(&y, 1, &n, 0, 0, 0);
+        ss_test_tensor(&dx, 1, &n, 0, 0, 0);
         ss_exec_t ex = exec_nt(2);
         ck_assert_int_eq(ss_dropout_fwd(&y, &x, &p, &ex, NULL), SS_OK);
         ck_assert_int_eq(ss_dropout_bwd(&dx, &dy, &p, &ex, NULL), SS_OK);
-        double *xd = to_f64(&x), *dyd = to_f64(&dy), *yr = dalloc(n), *dxr = dalloc(n);
+        double *xd = ss_test_to_f64(&x), *dyd = ss_test_to_f64(&dy), *yr = ss_test_dalloc(n),
+               *dxr = ss_test_dalloc(n);
         ss_ref_dropout_fwd(yr, xd, n, PS[k], p.rng, p.base);
         ss_ref_dropout_fwd(dxr, dyd, n, PS[k], p.rng, p.base);
         expect_close(ss_tensor_f32(&y), yr, n, 1e-30, 2.4e-7, "dropout y");
@@ -487,8 +452,8 @@ START_TEST(test_dropout_sharded)
 {
     int64_t shp[5] = {2, 3, 7, 5, 6};
     ss_tensor_t x, y;
-    tens(&x, 5, shp, 51, 0.5f, 1.5f);
-    tens(&y, 5, shp, 0, 0, 0);
+    ss_test_tensor(&x, 5, shp, 51, 0.5f, 1.5f);
+    ss_test_tensor(&y, 5, shp, 0, 0, 0);
     ss_dropout_params_t whole = {0.3f, ss_rng_make(5, 8), 0, 0, 0};
     ss_exec_t ex1 = exec_nt(1);
     ck_assert_int_eq(ss_dropout_fwd(&y, &x, &whole, &ex1, NULL), SS_OK);
@@ -499,8 +464,8 @@ START_TEST(test_dropout_sharded)
         int64_t ls[5] = {shp[0], shp[1], il, shp[3], shp[4]};
         ss_tensor_t view, lx, ly;
         ck_assert_int_eq(ss_tensor_view_slab(&view, &x, 2, i0, il, NULL), SS_OK);
-        tens(&lx, 5, ls, 0, 0, 0);
-        tens(&ly, 5, ls, 0, 0, 0);
+        ss_test_tensor(&lx, 5, ls, 0, 0, 0);
+        ss_test_tensor(&ly, 5, ls, 0, 0, 0);
         for (int64_t nc = 0; nc < shp[0] * shp[1]; nc++) {
             memcpy(ss_tensor_f32(&lx) + nc * il * jk, ss_tensor_f32(&x) + nc * plane + i0 * jk,
                    (size_t)(il * jk) * sizeof(float));
@@ -523,7 +488,7 @@ START_TEST(test_dropout_sharded)
     int64_t len = 60;
     ss_tensor_t tx, ty;
     ck_assert_int_eq(ss_tensor_init(&tx, SS_F32, 1, &len, ss_tensor_f32(&x) + 40, NULL), SS_OK);
-    tens(&ty, 1, &len, 0, 0, 0);
+    ss_test_tensor(&ty, 1, &len, 0, 0, 0);
     ss_dropout_params_t p = whole;
     p.base = 40;
     ss_exec_t ex2 = exec_nt(2);
@@ -539,7 +504,7 @@ START_TEST(test_dropout_bad_args)
 {
     int64_t n = 10;
     ss_tensor_t x;
-    tens(&x, 1, &n, 1, -1, 1);
+    ss_test_tensor(&x, 1, &n, 1, -1, 1);
     ss_exec_t ex = exec_nt(1);
     ss_error_t err;
     ss_dropout_params_t p = {1.5f, ss_rng_make(1, 1), 0, 0, 0};
@@ -572,25 +537,26 @@ START_TEST(test_softmax_vs_ref)
     const sshape_t *d = &SSHAPES[_i];
     int64_t shp[5] = {d->n, d->c, d->i, d->j, d->k}, s = d->i * d->j * d->k;
     ss_tensor_t x, y, dy, dx;
-    tens(&x, 5, shp, 61 + (uint64_t)_i, -8.0f, 8.0f);
-    tens(&dy, 5, shp, 62 + (uint64_t)_i, -1.0f, 1.0f);
-    tens(&y, 5, shp, 0, 0, 0);
-    tens(&dx, 5, shp, 0, 0, 0);
+    ss_test_tensor(&x, 5, shp, 61 + (uint64_t)_i, -8.0f, 8.0f);
+    ss_test_tensor(&dy, 5, shp, 62 + (uint64_t)_i, -1.0f, 1.0f);
+    ss_test_tensor(&y, 5, shp, 0, 0, 0);
+    ss_test_tensor(&dx, 5, shp, 0, 0, 0);
     int64_t nx = ss_tensor_numel(&x);
     ss_exec_t ex = exec_nt(2);
     ck_assert_int_eq(ss_softmax_fwd(&y, &x, &ex, NULL), SS_OK);
     ck_assert_int_eq(ss_softmax_bwd(&dx, &dy, &y, &ex, NULL), SS_OK);
-    double *xd = to_f64(&x), *dyd = to_f64(&dy), *yr = dalloc(nx), *dxr = dalloc(nx);
+    double *xd = ss_test_to_f64(&x), *dyd = ss_test_to_f64(&dy), *yr = ss_test_dalloc(nx),
+           *dxr = ss_test_dalloc(nx);
     ss_ref_softmax_fwd(yr, xd, d->n, d->c, s);
     expect_close(ss_tensor_f32(&y), yr, nx, 1e-7, 1e-6, "softmax y");
     // The backward is compared on the kernel's own y (the reference's y differs by rounding).
-    double *yf = to_f64(&y);
+    double *yf = ss_test_to_f64(&y);
     ss_ref_softmax_bwd(dxr, dyd, yf, d->n, d->c, s);
     expect_close(ss_tensor_f32(&dx), dxr, nx, 1e-7, 1e-6, "softmax dx");
     // Threads and in place: same bits.
     for (int nt = 1; nt <= MAX_THREADS; nt++) {
         ss_tensor_t t;
-        tens(&t, 5, shp, 0, 0, 0);
+        ss_test_tensor(&t, 5, shp, 0, 0, 0);
         memcpy(t.data, x.data, ss_tensor_nbytes(&x));
         ss_exec_t e = exec_nt(nt);
         ck_assert_int_eq(ss_softmax_fwd(&t, &t, &e, NULL), SS_OK);
@@ -617,9 +583,9 @@ START_TEST(test_softmax_stable_and_slab)
 {
     int64_t shp[5] = {1, 3, 4, 2, 2};
     ss_tensor_t x, y, ys, xv, yv;
-    tens(&x, 5, shp, 71, -1.0f, 1.0f);
-    tens(&y, 5, shp, 0, 0, 0);
-    tens(&ys, 5, shp, 0, 0, 0);
+    ss_test_tensor(&x, 5, shp, 71, -1.0f, 1.0f);
+    ss_test_tensor(&y, 5, shp, 0, 0, 0);
+    ss_test_tensor(&ys, 5, shp, 0, 0, 0);
     float *xp = ss_tensor_f32(&x);
     xp[0] = 1e30f; // channel 0 at position 0 dominates; position 1 spreads over 1e4
     xp[1] = 5000.0f;
@@ -645,9 +611,9 @@ START_TEST(test_softmax_bad_args)
 {
     int64_t s5[5] = {1, 3, 4, 2, 2}, s1 = 7;
     ss_tensor_t x, y, v, flat;
-    tens(&x, 5, s5, 1, -1, 1);
-    tens(&y, 5, s5, 0, 0, 0);
-    tens(&flat, 1, &s1, 2, -1, 1);
+    ss_test_tensor(&x, 5, s5, 1, -1, 1);
+    ss_test_tensor(&y, 5, s5, 0, 0, 0);
+    ss_test_tensor(&flat, 1, &s1, 2, -1, 1);
     ss_exec_t ex = exec_nt(1);
     ss_error_t err;
     ck_assert_int_eq(ss_softmax_fwd(&flat, &flat, &ex, &err), SS_ESHAPE);

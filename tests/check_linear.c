@@ -23,49 +23,16 @@ static const lshape_t SHAPES[] = {{1, 1, 1},      {7, 13, 5}, {33, 17, 65},
                                   {130, 97, 259}, {1, 64, 3}, {64, 1, 300}};
 #define NSHAPES ((int)(sizeof(SHAPES) / sizeof(SHAPES[0])))
 
+// Linear layers take inputs in [-1, 1).
 static void tens(ss_tensor_t *t, int ndim, const int64_t *shape, uint64_t seed)
 {
-    ck_assert_int_eq(ss_tensor_init(t, SS_F32, ndim, shape, NULL, NULL), SS_OK);
-    int64_t n = ss_tensor_numel(t);
-    t->data = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
-    ck_assert_ptr_nonnull(t->data);
-    if (seed != 0) {
-        ss_test_fill(ss_tensor_f32(t), n, seed, -1.0f, 1.0f);
-    }
-}
-
-static double *to_f64(const ss_tensor_t *t)
-{
-    int64_t n = ss_tensor_numel(t);
-    double *d = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
-    ck_assert_ptr_nonnull(d);
-    for (int64_t i = 0; i < n; i++) {
-        d[i] = ss_tensor_f32(t)[i];
-    }
-    return d;
-}
-
-static double *dalloc(int64_t n)
-{
-    double *d = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
-    ck_assert_ptr_nonnull(d);
-    return d;
-}
-
-static double err_f64(const float *a, const double *b, int64_t n, double atol, double rtol)
-{
-    double worst = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]) / (atol + rtol * fabs(b[i]));
-        worst = isnan(e) ? INFINITY : (e > worst ? e : worst);
-    }
-    return worst;
+    ss_test_tensor(t, ndim, shape, seed, -1.0f, 1.0f);
 }
 
 static void expect_close(
     const ss_tensor_t *got, const double *want, double atol, double rtol, const char *what, int cas)
 {
-    double e = err_f64(ss_tensor_f32(got), want, ss_tensor_numel(got), atol, rtol);
+    double e = ss_test_err_f64(ss_tensor_f32(got), want, ss_tensor_numel(got), atol, rtol);
     ck_assert_msg(e <= 1.0, "case %d: %s error %g of tolerance (atol %g)", cas, what, e, atol);
 }
 
@@ -119,8 +86,8 @@ START_TEST(test_fwd_vs_ref)
     fix_make(&f, d, 10 + (uint64_t)_i * 10);
     ss_exec_t ex = exec_nt(2);
     ss_error_t err;
-    double *x = to_f64(&f.x), *w = to_f64(&f.w), *b = to_f64(&f.b);
-    double *y = dalloc(d->t * d->out);
+    double *x = ss_test_to_f64(&f.x), *w = ss_test_to_f64(&f.w), *b = ss_test_to_f64(&f.b);
+    double *y = ss_test_dalloc(d->t * d->out);
     for (int bias = 0; bias <= 1; bias++) {
         fill_nan(&f.y); // overwritten, never read
         ck_assert_int_eq(ss_linear_fwd(&f.y, &f.x, &f.w, bias ? &f.b : NULL, &ex, &err), SS_OK);
@@ -142,7 +109,8 @@ START_TEST(test_bwd_data_vs_ref)
     fix_make(&f, d, 20 + (uint64_t)_i * 10);
     ss_exec_t ex = exec_nt(2);
     ss_error_t err;
-    double *dy = to_f64(&f.dy), *w = to_f64(&f.w), *dx = dalloc(d->t * d->in);
+    double *dy = ss_test_to_f64(&f.dy), *w = ss_test_to_f64(&f.w),
+           *dx = ss_test_dalloc(d->t * d->in);
     ss_ref_linear_bwd_data(dx, dy, w, d->t, d->in, d->out);
     fill_nan(&f.dx);
     ck_assert_int_eq(ss_linear_bwd_data(&f.dx, &f.dy, &f.w, 0.0f, &ex, &err), SS_OK);
@@ -167,8 +135,8 @@ START_TEST(test_bwd_weight_vs_ref)
     fix_make(&f, d, 30 + (uint64_t)_i * 10);
     ss_exec_t ex = exec_nt(2);
     ss_error_t err;
-    double *dy = to_f64(&f.dy), *x = to_f64(&f.x);
-    double *dw = dalloc(d->out * d->in), *db = dalloc(d->out);
+    double *dy = ss_test_to_f64(&f.dy), *x = ss_test_to_f64(&f.x);
+    double *dw = ss_test_dalloc(d->out * d->in), *db = ss_test_dalloc(d->out);
     ss_ref_linear_bwd_weight(dw, db, dy, x, d->t, d->in, d->out);
     fill_nan(&f.dw);
     fill_nan(&f.db);
@@ -196,7 +164,7 @@ START_TEST(test_bwd_weight_accumulate)
     ss_exec_t ex = exec_nt(2);
     ss_error_t err;
     ck_assert_int_eq(ss_linear_bwd_weight(&f.dw, &f.db, &f.dy, &f.x, 0.0f, &ex, &err), SS_OK);
-    double *dw = to_f64(&f.dw), *db = to_f64(&f.db);
+    double *dw = ss_test_to_f64(&f.dw), *db = ss_test_to_f64(&f.db);
     fill_nan(&f.dw);
     fill_nan(&f.db);
     const int64_t cut = 17;
@@ -237,8 +205,8 @@ END_TEST
 static void
 expect_near(const ss_tensor_t *a, const ss_tensor_t *b, double l, const char *what, int nt)
 {
-    double *ref = to_f64(b);
-    double e = err_f64(ss_tensor_f32(a), ref, ss_tensor_numel(a), 1e-7 * l, 1e-6);
+    double *ref = ss_test_to_f64(b);
+    double e = ss_test_err_f64(ss_tensor_f32(a), ref, ss_tensor_numel(a), 1e-7 * l, 1e-6);
     ck_assert_msg(e <= 1.0, "%s: 1 vs %d threads differ by %g of tolerance", what, nt, e);
     free(ref);
 }
@@ -283,7 +251,7 @@ START_TEST(test_token_shard)
     int64_t shp[2] = {50, d.out};
     tens(&ys, 2, shp, 0);
     ck_assert_int_eq(ss_linear_fwd(&ys, &xs, &f.w, &f.b, &ex, NULL), SS_OK);
-    double *want = dalloc(50 * d.out);
+    double *want = ss_test_dalloc(50 * d.out);
     for (int64_t i = 0; i < 50 * d.out; i++) {
         want[i] = ss_tensor_f32(&f.y)[40 * d.out + i];
     }
@@ -315,7 +283,7 @@ static double fd_loss(void *p)
 static double *rand_f64(int64_t n, uint64_t seed)
 {
     float *f = malloc(sizeof(float) * (size_t)n);
-    double *d = dalloc(n);
+    double *d = ss_test_dalloc(n);
     ss_test_fill(f, n, seed, -1.0f, 1.0f);
     for (int64_t i = 0; i < n; i++) {
         d[i] = f[i];
@@ -337,9 +305,15 @@ static void fd_compare(fd_ctx_t *c, double *var, const double *grad, int64_t n, 
 
 START_TEST(test_ref_fd)
 {
-    fd_ctx_t c = {
-        5, 4, 3, rand_f64(20, 1), rand_f64(12, 2), rand_f64(3, 3), rand_f64(15, 4), dalloc(15)};
-    double *dx = dalloc(20), *dw = dalloc(12), *db = dalloc(3);
+    fd_ctx_t c = {5,
+                  4,
+                  3,
+                  rand_f64(20, 1),
+                  rand_f64(12, 2),
+                  rand_f64(3, 3),
+                  rand_f64(15, 4),
+                  ss_test_dalloc(15)};
+    double *dx = ss_test_dalloc(20), *dw = ss_test_dalloc(12), *db = ss_test_dalloc(3);
     ss_ref_linear_bwd_data(dx, c.g, c.w, c.t, c.in, c.out);
     ss_ref_linear_bwd_weight(dw, db, c.g, c.x, c.t, c.in, c.out);
     fd_compare(&c, c.x, dx, 20, "dx");
@@ -375,7 +349,7 @@ static void golden_expect(const ss_tensor_t *got, const char *cas, const char *k
     int nd;
     double *want = ss_test_golden_f64(GOLDEN, name, shape, &nd);
     ck_assert_int_eq(nd, got->ndim);
-    double e = err_f64(ss_tensor_f32(got), want, ss_tensor_numel(got), 1e-5, 1e-5);
+    double e = ss_test_err_f64(ss_tensor_f32(got), want, ss_tensor_numel(got), 1e-5, 1e-5);
     ck_assert_msg(e <= 1.0, "golden %s: error %g of tolerance", name, e);
     free(want);
 }

@@ -16,35 +16,6 @@
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-static void tens(ss_tensor_t *t, int ndim, const int64_t *shape, uint64_t seed, float lo, float hi)
-{
-    ck_assert_int_eq(ss_tensor_init(t, SS_F32, ndim, shape, NULL, NULL), SS_OK);
-    int64_t n = ss_tensor_numel(t);
-    t->data = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
-    ck_assert_ptr_nonnull(t->data);
-    if (seed != 0) {
-        ss_test_fill(ss_tensor_f32(t), n, seed, lo, hi);
-    }
-}
-
-static double *to_f64(const ss_tensor_t *t)
-{
-    int64_t n = ss_tensor_numel(t);
-    double *d = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
-    ck_assert_ptr_nonnull(d);
-    for (int64_t i = 0; i < n; i++) {
-        d[i] = ss_tensor_f32(t)[i];
-    }
-    return d;
-}
-
-static double *dalloc(int64_t n)
-{
-    double *d = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
-    ck_assert_ptr_nonnull(d);
-    return d;
-}
-
 static void *work_alloc(size_t bytes)
 {
     void *w = aligned_alloc(64, (bytes + 64) / 64 * 64);
@@ -53,15 +24,6 @@ static void *work_alloc(size_t bytes)
 }
 
 // Largest |a - b| / (atol + rtol |b|) of a float result against a double reference.
-static double err_f64(const float *a, const double *b, int64_t n, double atol, double rtol)
-{
-    double worst = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]) / (atol + rtol * fabs(b[i]));
-        worst = isnan(e) ? INFINITY : (e > worst ? e : worst);
-    }
-    return worst;
-}
 
 static double max_of(const double *a, int64_t n)
 {
@@ -80,7 +42,7 @@ static void expect_close(const float *got,
                          const char *what,
                          int cas)
 {
-    double e = err_f64(got, want, n, atol, rtol);
+    double e = ss_test_err_f64(got, want, n, atol, rtol);
     ck_assert_msg(e <= 1.0, "case %d: %s error %g of tolerance (atol %g rtol %g)", cas, what, e,
                   atol, rtol);
 }
@@ -123,16 +85,16 @@ static void ifix_make(ifix_t *f, const ishape_t *d, uint64_t seed)
     f->s = d->i * d->j * d->k;
     f->p = (ss_instnorm_params_t){.groups = d->g, .eps = 1e-5f};
     int64_t xs[5] = {d->n, d->c, d->i, d->j, d->k}, ms[2] = {d->n, f->g};
-    tens(&f->x, 5, xs, seed, -0.5f, 1.5f); // off-centre: exercises the mean subtraction
-    tens(&f->y, 5, xs, 0, 0, 0);
-    tens(&f->dy, 5, xs, seed + 1, -1.0f, 1.0f);
-    tens(&f->dx, 5, xs, 0, 0, 0);
-    tens(&f->gamma, 1, &d->c, seed + 2, 0.5f, 1.5f);
-    tens(&f->beta, 1, &d->c, seed + 3, -1.0f, 1.0f);
-    tens(&f->dgamma, 1, &d->c, 0, 0, 0);
-    tens(&f->dbeta, 1, &d->c, 0, 0, 0);
-    tens(&f->mean, 2, ms, 0, 0, 0);
-    tens(&f->rstd, 2, ms, 0, 0, 0);
+    ss_test_tensor(&f->x, 5, xs, seed, -0.5f, 1.5f); // off-centre: exercises the mean subtraction
+    ss_test_tensor(&f->y, 5, xs, 0, 0, 0);
+    ss_test_tensor(&f->dy, 5, xs, seed + 1, -1.0f, 1.0f);
+    ss_test_tensor(&f->dx, 5, xs, 0, 0, 0);
+    ss_test_tensor(&f->gamma, 1, &d->c, seed + 2, 0.5f, 1.5f);
+    ss_test_tensor(&f->beta, 1, &d->c, seed + 3, -1.0f, 1.0f);
+    ss_test_tensor(&f->dgamma, 1, &d->c, 0, 0, 0);
+    ss_test_tensor(&f->dbeta, 1, &d->c, 0, 0, 0);
+    ss_test_tensor(&f->mean, 2, ms, 0, 0, 0);
+    ss_test_tensor(&f->rstd, 2, ms, 0, 0, 0);
     f->work_bytes = ss_instnorm_workspace_size(&f->x, &f->p);
     f->work = work_alloc(f->work_bytes);
 }
@@ -177,10 +139,11 @@ START_TEST(test_instnorm_vs_ref)
         ifix_make(&f, d, 100 + (uint64_t)_i * 10);
         ifix_run(&f, 2, affine);
         int64_t nx = ss_tensor_numel(&f.x), nm = d->n * f.g;
-        double *x = to_f64(&f.x), *dy = to_f64(&f.dy), *gm = to_f64(&f.gamma),
-               *bt = to_f64(&f.beta);
-        double *y = dalloc(nx), *dx = dalloc(nx), *mean = dalloc(nm), *rstd = dalloc(nm);
-        double *dg = dalloc(d->c), *db = dalloc(d->c);
+        double *x = ss_test_to_f64(&f.x), *dy = ss_test_to_f64(&f.dy),
+               *gm = ss_test_to_f64(&f.gamma), *bt = ss_test_to_f64(&f.beta);
+        double *y = ss_test_dalloc(nx), *dx = ss_test_dalloc(nx), *mean = ss_test_dalloc(nm),
+               *rstd = ss_test_dalloc(nm);
+        double *dg = ss_test_dalloc(d->c), *db = ss_test_dalloc(d->c);
         ss_ref_groupnorm_fwd(y, mean, rstd, x, affine ? gm : NULL, affine ? bt : NULL, d->n, d->c,
                              f.s, f.g, 1e-5);
         ss_ref_groupnorm_bwd(dx, dg, db, dy, x, affine ? gm : NULL, d->n, d->c, f.s, f.g, 1e-5);
@@ -246,14 +209,14 @@ static void golden_expect(const ss_tensor_t *got, const char *cas, const char *k
     int64_t shape[8];
     int nd;
     double *want = ss_test_golden_f64(GOLDEN, name, shape, &nd);
-    double e = err_f64(ss_tensor_f32(got), want, ss_tensor_numel(got), 1e-5, 1e-5);
+    double e = ss_test_err_f64(ss_tensor_f32(got), want, ss_tensor_numel(got), 1e-5, 1e-5);
     ck_assert_msg(e <= 1.0, "golden %s: error %g of tolerance", name, e);
     free(want);
 }
 
 static void zeros_like(ss_tensor_t *t, const ss_tensor_t *like)
 {
-    tens(t, like->ndim, like->shape, 0, 0, 0);
+    ss_test_tensor(t, like->ndim, like->shape, 0, 0, 0);
 }
 
 START_TEST(test_instnorm_golden)
@@ -276,8 +239,8 @@ START_TEST(test_instnorm_golden)
     ss_instnorm_params_t p = {.groups = GROUPS[_i],
                               .eps = (float)ss_test_golden_attr(GOLDEN, "eps")};
     int64_t ms[2] = {x.shape[0], p.groups ? p.groups : x.shape[1]};
-    tens(&mean, 2, ms, 0, 0, 0);
-    tens(&rstd, 2, ms, 0, 0, 0);
+    ss_test_tensor(&mean, 2, ms, 0, 0, 0);
+    ss_test_tensor(&rstd, 2, ms, 0, 0, 0);
     size_t wb = ss_instnorm_workspace_size(&x, &p);
     ss_exec_t ex = {2, work_alloc(wb), wb, NULL};
     ss_error_t err;
@@ -328,7 +291,7 @@ static double fd_loss(void *p)
 static double *rand_f64(int64_t n, uint64_t seed, float lo, float hi)
 {
     float *f = malloc(sizeof(float) * (size_t)n);
-    double *d = dalloc(n);
+    double *d = ss_test_dalloc(n);
     ss_test_fill(f, n, seed, lo, hi);
     for (int64_t i = 0; i < n; i++) {
         d[i] = f[i];
@@ -360,8 +323,8 @@ static void fd_case(int ln, int64_t n, int64_t c, int64_t s, int64_t g)
                     rand_f64(c, 2, 0.5f, 1.5f),
                     rand_f64(c, 3, -1, 1),
                     rand_f64(nx, 4, -1, 1),
-                    dalloc(nx)};
-    double *dx = dalloc(nx), *dg = dalloc(c), *db = dalloc(c);
+                    ss_test_dalloc(nx)};
+    double *dx = ss_test_dalloc(nx), *dg = ss_test_dalloc(c), *db = ss_test_dalloc(c);
     if (ln) {
         ss_ref_layernorm_bwd(dx, dg, db, ctx.w, ctx.x, ctx.gamma, n, c, 1e-5);
     } else {
@@ -437,7 +400,7 @@ START_TEST(test_stats_partial)
     int64_t nm = d->n * f.g, cpg = d->c / f.g;
     ss_norm_moments_t *st = malloc(sizeof(*st) * (size_t)nm);
     ck_assert_int_eq(ss_instnorm_stats_partial(st, &f.x, &f.p, &ex, &err), SS_OK);
-    double *x = to_f64(&f.x);
+    double *x = ss_test_to_f64(&f.x);
     for (int64_t i = 0; i < nm; i++) {
         int64_t m = cpg * f.s;
         const double *xg = x + i * m; // group i = (n, g) is one run of cpg planes
@@ -540,7 +503,8 @@ START_TEST(test_instnorm_sharded_fwd)
     zeros_like(&mean, &f.mean);
     zeros_like(&rstd, &f.rstd);
     sharded_fwd(&f, SHARD_CUTS, 3, &y, &mean, &rstd);
-    double *want = to_f64(&f.y), *wm = to_f64(&f.mean), *wr = to_f64(&f.rstd);
+    double *want = ss_test_to_f64(&f.y), *wm = ss_test_to_f64(&f.mean),
+           *wr = ss_test_to_f64(&f.rstd);
     expect_close(ss_tensor_f32(&y), want, ss_tensor_numel(&y), 1e-6, 1e-6, "sharded y", _i);
     expect_close(ss_tensor_f32(&mean), wm, ss_tensor_numel(&mean), 1e-6, 1e-6, "mean", _i);
     expect_close(ss_tensor_f32(&rstd), wr, ss_tensor_numel(&rstd), 1e-6, 1e-6, "rstd", _i);
@@ -562,7 +526,7 @@ START_TEST(test_instnorm_sharded_bwd)
     ss_exec_t ex = iexec(&f, 2);
     ss_error_t err;
     int64_t ns = 3 * f.d.n * f.d.c;
-    double *sums = dalloc(ns), *local = dalloc(ns);
+    double *sums = ss_test_dalloc(ns), *local = ss_test_dalloc(ns);
     ss_tensor_t dx, dg, db, dgr, dbr;
     zeros_like(&dx, &f.dx);
     zeros_like(&dg, &f.dgamma);
@@ -594,7 +558,8 @@ START_TEST(test_instnorm_sharded_bwd)
                                                &f.p, &ex, &err),
                          SS_OK);
     }
-    double *wdx = to_f64(&f.dx), *wdg = to_f64(&f.dgamma), *wdb = to_f64(&f.dbeta);
+    double *wdx = ss_test_to_f64(&f.dx), *wdg = ss_test_to_f64(&f.dgamma),
+           *wdb = ss_test_to_f64(&f.dbeta);
     expect_close(ss_tensor_f32(&dx), wdx, ss_tensor_numel(&dx), 1e-6, 1e-6, "sharded dx", _i);
     expect_close(ss_tensor_f32(&dg), wdg, f.d.c, 1e-5, 1e-6, "sharded dgamma", _i);
     expect_close(ss_tensor_f32(&db), wdb, f.d.c, 1e-5, 1e-6, "sharded dbeta", _i);
@@ -621,7 +586,7 @@ START_TEST(test_bwd_partial_sums)
     ss_exec_t ex = iexec(&f, 2);
     ss_error_t err;
     int64_t planes = d->n * d->c, cpg = d->c / f.g;
-    double *sums = dalloc(3 * planes);
+    double *sums = ss_test_dalloc(3 * planes);
     ck_assert_int_eq(
         ss_instnorm_bwd_partial(sums, NULL, NULL, &f.dy, &f.x, &f.mean, &f.rstd, &f.p, &ex, &err),
         SS_OK);
@@ -771,16 +736,16 @@ static void lfix_make(lfix_t *f, const lshape_t *d, uint64_t seed)
     f->d = *d;
     f->p.eps = 1e-5f;
     int64_t xs[2] = {d->t, d->c};
-    tens(&f->x, 2, xs, seed, -0.5f, 1.5f);
-    tens(&f->y, 2, xs, 0, 0, 0);
-    tens(&f->dy, 2, xs, seed + 1, -1.0f, 1.0f);
-    tens(&f->dx, 2, xs, 0, 0, 0);
-    tens(&f->gamma, 1, &d->c, seed + 2, 0.5f, 1.5f);
-    tens(&f->beta, 1, &d->c, seed + 3, -1.0f, 1.0f);
-    tens(&f->dgamma, 1, &d->c, 0, 0, 0);
-    tens(&f->dbeta, 1, &d->c, 0, 0, 0);
-    tens(&f->mean, 1, &d->t, 0, 0, 0);
-    tens(&f->rstd, 1, &d->t, 0, 0, 0);
+    ss_test_tensor(&f->x, 2, xs, seed, -0.5f, 1.5f);
+    ss_test_tensor(&f->y, 2, xs, 0, 0, 0);
+    ss_test_tensor(&f->dy, 2, xs, seed + 1, -1.0f, 1.0f);
+    ss_test_tensor(&f->dx, 2, xs, 0, 0, 0);
+    ss_test_tensor(&f->gamma, 1, &d->c, seed + 2, 0.5f, 1.5f);
+    ss_test_tensor(&f->beta, 1, &d->c, seed + 3, -1.0f, 1.0f);
+    ss_test_tensor(&f->dgamma, 1, &d->c, 0, 0, 0);
+    ss_test_tensor(&f->dbeta, 1, &d->c, 0, 0, 0);
+    ss_test_tensor(&f->mean, 1, &d->t, 0, 0, 0);
+    ss_test_tensor(&f->rstd, 1, &d->t, 0, 0, 0);
     f->work_bytes = ss_layernorm_workspace_size(&f->x);
     f->work = work_alloc(f->work_bytes);
 }
@@ -816,10 +781,11 @@ START_TEST(test_layernorm_vs_ref)
         lfix_make(&f, d, 200 + (uint64_t)_i * 10);
         lfix_run(&f, 2, affine);
         int64_t nx = d->t * d->c;
-        double *x = to_f64(&f.x), *dy = to_f64(&f.dy), *gm = to_f64(&f.gamma),
-               *bt = to_f64(&f.beta);
-        double *y = dalloc(nx), *dx = dalloc(nx), *mean = dalloc(d->t), *rstd = dalloc(d->t);
-        double *dg = dalloc(d->c), *db = dalloc(d->c);
+        double *x = ss_test_to_f64(&f.x), *dy = ss_test_to_f64(&f.dy),
+               *gm = ss_test_to_f64(&f.gamma), *bt = ss_test_to_f64(&f.beta);
+        double *y = ss_test_dalloc(nx), *dx = ss_test_dalloc(nx), *mean = ss_test_dalloc(d->t),
+               *rstd = ss_test_dalloc(d->t);
+        double *dg = ss_test_dalloc(d->c), *db = ss_test_dalloc(d->c);
         ss_ref_layernorm_fwd(y, mean, rstd, x, affine ? gm : NULL, affine ? bt : NULL, d->t, d->c,
                              1e-5);
         ss_ref_layernorm_bwd(dx, dg, db, dy, x, affine ? gm : NULL, d->t, d->c, 1e-5);
@@ -873,8 +839,8 @@ START_TEST(test_layernorm_golden)
     zeros_like(&dx, &x);
     zeros_like(&dg, &gamma);
     zeros_like(&db, &beta);
-    tens(&mean, 1, &x.shape[0], 0, 0, 0);
-    tens(&rstd, 1, &x.shape[0], 0, 0, 0);
+    ss_test_tensor(&mean, 1, &x.shape[0], 0, 0, 0);
+    ss_test_tensor(&rstd, 1, &x.shape[0], 0, 0, 0);
     ss_layernorm_params_t p = {.eps = (float)ss_test_golden_attr(GOLDEN, "eps")};
     size_t wb = ss_layernorm_workspace_size(&x);
     ss_exec_t ex = {2, work_alloc(wb), wb, NULL};
@@ -910,9 +876,9 @@ START_TEST(test_layernorm_token_shard)
     ss_tensor_t xs, ys, ms, rs;
     ck_assert_int_eq(ss_tensor_view_slab(&xs, &f.x, 0, 50, 60, NULL), SS_OK);
     int64_t shp[2] = {60, f.d.c};
-    tens(&ys, 2, shp, 0, 0, 0);
-    tens(&ms, 1, &shp[0], 0, 0, 0);
-    tens(&rs, 1, &shp[0], 0, 0, 0);
+    ss_test_tensor(&ys, 2, shp, 0, 0, 0);
+    ss_test_tensor(&ms, 1, &shp[0], 0, 0, 0);
+    ss_test_tensor(&rs, 1, &shp[0], 0, 0, 0);
     ss_exec_t ex = {2, NULL, 0, NULL};
     ss_error_t err;
     ck_assert_int_eq(ss_layernorm_fwd(&ys, &ms, &rs, &xs, &f.gamma, &f.beta, &f.p, &ex, &err),

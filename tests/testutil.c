@@ -106,3 +106,43 @@ double ss_test_fd(double (*f)(void *ctx), void *ctx, double *x, int64_t i, doubl
     x[i] = keep;
     return (fp - fm) / (2 * h);
 }
+
+void ss_test_tensor(
+    ss_tensor_t *t, int ndim, const int64_t *shape, uint64_t seed, float lo, float hi)
+{
+    ck_assert_int_eq(ss_tensor_init(t, SS_F32, ndim, shape, NULL, NULL), SS_OK);
+    int64_t n = ss_tensor_numel(t);
+    t->data = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
+    ck_assert_ptr_nonnull(t->data);
+    if (seed != 0) {
+        ss_test_fill(ss_tensor_f32(t), n, seed, lo, hi);
+    }
+}
+
+double *ss_test_to_f64(const ss_tensor_t *t)
+{
+    int64_t n = ss_tensor_numel(t);
+    double *d = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    ck_assert_ptr_nonnull(d);
+    for (int64_t i = 0; i < n; i++) {
+        d[i] = ss_tensor_f32(t)[i];
+    }
+    return d;
+}
+
+double *ss_test_dalloc(int64_t n)
+{
+    double *d = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
+    ck_assert_ptr_nonnull(d);
+    return d;
+}
+
+double ss_test_err_f64(const float *a, const double *b, int64_t n, double atol, double rtol)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]) / (atol + rtol * fabs(b[i]));
+        worst = isnan(e) ? INFINITY : (e > worst ? e : worst);
+    }
+    return worst;
+}

@@ -7,6 +7,8 @@
 
 #include <check.h>
 
+#include "shardseg/tensor.h"
+
 // Runs the suite, prints Check's summary and returns the process exit status (0 if all passed).
 int ss_test_run(Suite *s);
 
@@ -15,6 +17,18 @@ double ss_test_max_rel_err(const float *a, const float *b, int64_t n, double ato
 
 // Deterministic pseudo-random floats in [lo, hi) from (seed, stream) for fixtures.
 void ss_test_fill(float *x, int64_t n, uint64_t seed, float lo, float hi);
+
+// A contiguous float tensor of the given shape with calloc'd data (free t->data), filled from
+// (seed, lo, hi) by ss_test_fill unless seed is 0 (zeros).
+void ss_test_tensor(
+    ss_tensor_t *t, int ndim, const int64_t *shape, uint64_t seed, float lo, float hi);
+// A malloc'd double copy of t's elements (t contiguous), for the double-precision references.
+double *ss_test_to_f64(const ss_tensor_t *t);
+// n zeroed doubles (calloc; at least one element).
+double *ss_test_dalloc(int64_t n);
+// Largest |a[i] - b[i]| / (atol + rtol * |b[i]|) of float results against a double reference:
+// <= 1 means within tolerance; NaN counts as infinitely wrong.
+double ss_test_err_f64(const float *a, const double *b, int64_t n, double atol, double rtol);
 
 // Reads float dataset `name` of the HDF5 file tests/data/<file> (under SS_SRCDIR) into a
 // malloc'd buffer (caller frees). Fills shape (up to 8 dims) and *ndim. Dataset values of any
