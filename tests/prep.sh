@@ -1,8 +1,8 @@
 #!/bin/sh
 # shardseg prep: the real BraTS cases ($SS_REAL_DATA, skipped when absent) in all three layouts,
 # and every bad input: exit code, ONE 'shardseg prep: <file>: ...' line naming the culprit, and no
-# output (nor temporary) file left behind. Tiny synthetic NIfTI files are written by an inline
-# python3 writer (the section is skipped without python3).
+# output (nor temporary) file left behind. Tiny synthetic NIfTI files are written by tests/mknii
+# (built by make check; the section is skipped when it is missing).
 set -u
 # OpenMPI leaks at finalize: no leak detection for the executable in sanitized builds.
 [ -n "${SS_SANITIZED:-}" ] && export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
@@ -52,28 +52,9 @@ expect 2 "$tmp/empty: no cases found" --in "$tmp/empty" --out "$tmp/x.h5"
 expect 2 "$tmp/nope: not a directory" --in "$tmp/nope" --out "$tmp/x.h5"
 
 # --- synthetic cases: a minimal NIfTI-1 writer ---
-if command -v python3 >/dev/null 2>&1; then
+if [ -x "${SS_BUILDDIR:-.}/tests/mknii" ]; then
     mknii() { # mknii SPEC...; SPEC = PATH:DTYPE(f|B):NX:NY:NZ:FILL[:SPECIAL] (nan | 5 | shift)
-        python3 - "$@" <<'PY'
-import gzip, struct, sys
-for spec in sys.argv[1:]:
-    f = spec.split(":")
-    path, dt, nx, ny, nz, fill = f[0], f[1], *map(int, f[2:5]), float(f[5])
-    special = f[6] if len(f) > 6 else ""
-    code, bits = (16, 32) if dt == "f" else (2, 8)
-    n = nx * ny * nz
-    vals = [fill if (q % 3) else 0.0 for q in range(n)]
-    if special == "nan": vals[n // 2] = float("nan")
-    if special == "5": vals[n // 2] = 5
-    off = 7.0 if special == "shift" else 0.0
-    hdr = struct.pack("<i10s18sihcc8h3fhhhh8ffffhccffffii80s24shh6f4f4f4f16s4s",
-        348, b"", b"", 0, 0, b"r", b"\0", 3, nx, ny, nz, 1, 1, 1, 1, 0, 0, 0, 0, code, bits, 0,
-        1, 1, 1, 1, 0, 0, 0, 0, 352.0, 1.0, 0.0, 0, b"\0", b"\x02", 0, 0, 0, 0, 0, 0, b"", b"",
-        1, 1, 0, 0, 0, 0, 0, off, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, off, b"", b"n+1\0")
-    assert len(hdr) == 348
-    body = struct.pack("<%d%s" % (n, dt), *[v if dt == "f" else int(v) for v in vals])
-    (gzip.open if path.endswith(".gz") else open)(path, "wb").write(hdr + b"\0\0\0\0" + body)
-PY
+        "${SS_BUILDDIR:-.}/tests/mknii" "$@"
     }
     mkcase() { # mkcase ROOT NAME [MOD SPECIAL]: a BraTS-layout case of 6x5x4 volumes
         d="$1/$2"; mkdir -p "$d"
@@ -124,7 +105,7 @@ PY
         cp "$syn/caseA/caseA_flair.nii.gz" "$mixed/c23/c23-$m.nii.gz"; done
     expect 2 "mixed layouts" --in "$mixed" --out "$tmp/x.h5"
 else
-    echo "note: python3 absent; synthetic bad-input cases skipped"
+    echo "note: tests/mknii not built; synthetic bad-input cases skipped"
 fi
 
 # --- the real cases ---
