@@ -19,7 +19,6 @@
 // Layer-norm backward folds dgamma/dbeta over at most this many fixed row chunks.
 #define LN_MAX_CHUNKS 64
 
-
 typedef struct {
     int64_t n, c, g, cpg; // batch, channels, groups, channels per group
     int64_t s, nch;       // elements per (n, c) plane, CHUNK chunks per plane
@@ -526,6 +525,13 @@ ss_status_t ss_instnorm_fwd_apply(ss_tensor_t *y,
     return SS_OK;
 }
 
+// The one-shot calls keep their global stats (forward) or sums (backward) in the workspace, after
+// the per-chunk partials that the staged functions use.
+static void *work_tail(const ss_exec_t *ex, const geom_t *q)
+{
+    return (char *)ex->work + round64((size_t)items_of(q) * sizeof(ss_norm_moments_t));
+}
+
 ss_status_t ss_instnorm_fwd(ss_tensor_t *y,
                             ss_tensor_t *mean,
                             ss_tensor_t *rstd,
@@ -539,9 +545,7 @@ ss_status_t ss_instnorm_fwd(ss_tensor_t *y,
     SS_TRY(x_check(x, p, err));
     geom_t q = geom_of(x, p);
     SS_TRY(work_check(ex, ss_instnorm_workspace_size(x, p), "instnorm", err));
-    // The one-shot call keeps the stats after the chunk partials in the workspace.
-    size_t off = round64((size_t)items_of(&q) * sizeof(ss_norm_moments_t));
-    ss_norm_moments_t *stats = (ss_norm_moments_t *)((char *)ex->work + off);
+    ss_norm_moments_t *stats = work_tail(ex, &q);
     SS_TRY(ss_instnorm_stats_partial(stats, x, p, ex, err));
     return ss_instnorm_fwd_apply(y, mean, rstd, x, gamma, beta, stats, p, ex, err);
 }
@@ -638,8 +642,7 @@ ss_status_t ss_instnorm_bwd(ss_tensor_t *dx,
     SS_TRY(x_check(x, p, err));
     geom_t q = geom_of(x, p);
     SS_TRY(work_check(ex, ss_instnorm_workspace_size(x, p), "instnorm", err));
-    size_t off = round64((size_t)items_of(&q) * sizeof(ss_norm_moments_t));
-    double *sums = (double *)((char *)ex->work + off);
+    double *sums = work_tail(ex, &q);
     SS_TRY(ss_instnorm_bwd_partial(sums, dgamma, dbeta, dy, x, mean, rstd, p, ex, err));
     return ss_instnorm_bwd_apply(dx, dy, x, gamma, mean, rstd, sums, p, ex, err);
 }

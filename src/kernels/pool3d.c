@@ -117,6 +117,15 @@ static ss_status_t pool_check(pool_geom_t *g,
 // as unrolled selects so that `omp simd` vectorises the row (the even/odd columns become
 // shuffles); a loop over the 8 candidates or a branch defeats the vectoriser.
 
+// One candidate of the unrolled window: v replaces the running maximum (and its index) when it is
+// larger or NaN. Inlined into the simd loop, so it stays a pair of selects.
+static inline void take_max(float *m, int *idx, float v, int k)
+{
+    int take = (v > *m) | (v != v);
+    *m = take ? v : *m;
+    *idx = take ? k : *idx;
+}
+
 static void max_row2(float *restrict y,
                      uint8_t *restrict am,
                      const float *restrict r00,
@@ -127,36 +136,15 @@ static void max_row2(float *restrict y,
 {
 #pragma omp simd
     for (int64_t o = 0; o < n; o++) {
-        float m = r00[2 * o], v;
-        int idx = 0, take;
-        v = r00[2 * o + 1];
-        take = (v > m) | (v != v);
-        m = take ? v : m;
-        idx = take ? 1 : idx;
-        v = r01[2 * o];
-        take = (v > m) | (v != v);
-        m = take ? v : m;
-        idx = take ? 2 : idx;
-        v = r01[2 * o + 1];
-        take = (v > m) | (v != v);
-        m = take ? v : m;
-        idx = take ? 3 : idx;
-        v = r10[2 * o];
-        take = (v > m) | (v != v);
-        m = take ? v : m;
-        idx = take ? 4 : idx;
-        v = r10[2 * o + 1];
-        take = (v > m) | (v != v);
-        m = take ? v : m;
-        idx = take ? 5 : idx;
-        v = r11[2 * o];
-        take = (v > m) | (v != v);
-        m = take ? v : m;
-        idx = take ? 6 : idx;
-        v = r11[2 * o + 1];
-        take = (v > m) | (v != v);
-        m = take ? v : m;
-        idx = take ? 7 : idx;
+        float m = r00[2 * o];
+        int idx = 0;
+        take_max(&m, &idx, r00[2 * o + 1], 1);
+        take_max(&m, &idx, r01[2 * o], 2);
+        take_max(&m, &idx, r01[2 * o + 1], 3);
+        take_max(&m, &idx, r10[2 * o], 4);
+        take_max(&m, &idx, r10[2 * o + 1], 5);
+        take_max(&m, &idx, r11[2 * o], 6);
+        take_max(&m, &idx, r11[2 * o + 1], 7);
         y[o] = m;
         am[o] = (uint8_t)idx;
     }
