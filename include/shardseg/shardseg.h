@@ -6,6 +6,8 @@
 #include "shardseg/arena.h"
 #include "shardseg/blas.h"
 #include "shardseg/comm.h"
+#include "shardseg/model.h"
+#include "shardseg/seq.h"
 #include "shardseg/conv3d.h"
 #include "shardseg/convt3d.h"
 #include "shardseg/layout.h"
