@@ -170,9 +170,7 @@ int ss_cli_cmd_bench(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
         return ss_cli_bench_data(ctx, "bench data", argc - 1, argv + 1);
     }
     if (strcmp(what, "step") == 0) {
-        ss_cli_error(cmd, "%s: not built yet in shardseg %s; see README for what works today", what,
-                     ss_version());
-        return SS_EXIT_USAGE;
+        return ss_cli_bench_step(ctx, "bench step", argc - 1, argv + 1);
     }
     ss_cli_error(cmd, "'%s': unknown benchmark; give one of: gemm, kernels, data, step", what);
     return SS_EXIT_USAGE;
