@@ -1,7 +1,8 @@
 #!/bin/sh
 # Enforces the layering of DESIGN.md / STYLE.md on the sources:
 #  - MPI identifiers only in src/dist; <cblas.h> only in src/kernels/blas.c;
-#  - NIfTI headers only in src/data; no exit()/abort() outside src/cli;
+#  - NIfTI headers only in src/data; HDF5 only in h5data.c, src/train and dist's h5mpio.c;
+#    <ini.h> only in src/train/config.c; no exit()/abort() outside src/cli;
 #  - a layer includes shardseg/ headers only from itself and the layers before it.
 set -u
 top="${SS_SRCDIR:-$(dirname "$0")/..}"
@@ -20,6 +21,12 @@ hits=$(grep -rlE '#include[[:space:]]*<cblas\.h>' src include | grep -v '^src/ke
 [ -z "$hits" ] || bad "<cblas.h> outside src/kernels/blas.c: $hits"
 hits=$(grep -rlE '#include[[:space:]]*<nifti[12]?_io\.h>' src include | grep -v '^src/data/')
 [ -z "$hits" ] || bad "NIfTI outside src/data: $hits"
+# HDF5 (DESIGN.md): the data store, src/train (weights, checkpoints) and dist's collective I/O.
+hits=$(grep -rlE '#include[[:space:]]*<(hdf5|H5[A-Za-z0-9_]*)\.h>' src include |
+    grep -vE '^(src/data/h5data\.c|src/train/.*|src/dist/h5mpio\.c|include/shardseg/h5mpio\.h)$')
+[ -z "$hits" ] || bad "HDF5 outside src/data/h5data.c, src/train, src/dist/h5mpio.c: $hits"
+hits=$(grep -rlE '#include[[:space:]]*<ini\.h>' src include | grep -v '^src/train/config\.c$')
+[ -z "$hits" ] || bad "libinih outside src/train/config.c: $hits"
 hits=$(grep -rnE '(^|[^_a-zA-Z.])(exit|abort|_Exit)[[:space:]]*\(' src | grep -v '^src/cli/')
 [ -z "$hits" ] || bad "exit/abort outside src/cli: $hits"
 hits=$(grep -rnE '(^|[^_a-zA-Z])(printf|puts)[[:space:]]*\(' src | grep -v '^src/cli/' | grep -v 'snprintf\|vsnprintf')

@@ -40,7 +40,7 @@ expect 0 'shardseg 0\.' --version
 expect 0 'blas:' --version
 expect 2 'no command given'
 expect 2 "unknown command" frobnicate
-expect 2 "train: not built yet" train --config run.ini
+expect 2 "run.ini: cannot read" train --config run.ini
 expect 2 "not built yet" tune
 expect 2 "bench: which benchmark" bench
 expect 2 "'nope': unknown benchmark" bench nope

@@ -122,10 +122,15 @@ if [ -n "$real" ] && [ -d "$real/Brats18_2013_3_1" ]; then
     done
     expect 2 "Brats18_2013_3_1-seg.nii.gz: label value 4 is not in the brats2023" \
         --in "$tmp/b23" --out "$tmp/x.h5"
-    # The sampler benchmark on the prep'd file: bytes read per rank fall with the slab.
-    bench_out=$(SHARDSEG_NO_PROGRESS=1 "$bin" bench data --data "$tmp/real.h5" --patch 32 --steps 3 2>&1)
+    # The sampler benchmark on the prep'd file: bytes read per rank fall with the slab; prep
+    # throughput on small synthetic cases made (and removed again) in a scratch folder.
+    mkdir -p "$tmp/scratch"
+    bench_out=$(TMPDIR="$tmp/scratch" SHARDSEG_NO_PROGRESS=1 "$bin" bench data --data "$tmp/real.h5" \
+        --patch 32 --steps 3 --synth-cases 2 --synth-size 48x48x32 2>&1)
     if echo "$bench_out" | grep -q "slab=1/4 patches_per_s=" &&
-        echo "$bench_out" | grep -q "data_wait_fraction="; then
+        echo "$bench_out" | grep -q "data_wait_fraction=" &&
+        echo "$bench_out" | grep -q "prep source=synth cases=2 ranks=1 .*mb_written_per_s=" &&
+        [ -z "$(ls -A "$tmp/scratch")" ]; then
         echo "ok: shardseg bench data"
     else
         echo "FAIL: bench data:"; echo "$bench_out"; fails=$((fails + 1))

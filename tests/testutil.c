@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <hdf5.h>
 
@@ -87,7 +88,14 @@ double ss_test_golden_attr(const char *file, const char *attr)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     ck_assert_msg(f >= 0, "cannot open golden file %s", path);
-    hid_t a = H5Aopen(f, attr, H5P_DEFAULT);
+    // "group/name" names an attribute of /group.
+    char obj[256] = ".";
+    const char *slash = strrchr(attr, '/'), *name = attr;
+    if (slash != NULL) {
+        snprintf(obj, sizeof(obj), "%.*s", (int)(slash - attr), attr);
+        name = slash + 1;
+    }
+    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
     ck_assert_msg(a >= 0, "golden file %s has no attribute %s", path, attr);
     double v = 0;
     ck_assert_int_ge(H5Aread(a, H5T_NATIVE_DOUBLE, &v), 0);

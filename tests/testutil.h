@@ -36,7 +36,8 @@ double ss_test_err_f64(const float *a, const double *b, int64_t n, double atol, 
 float *ss_test_golden(const char *file, const char *name, int64_t *shape, int *ndim);
 // As ss_test_golden, converting to double.
 double *ss_test_golden_f64(const char *file, const char *name, int64_t *shape, int *ndim);
-// Reads a scalar attribute (int or float) of the root group of tests/data/<file>.
+// Reads a scalar attribute (int or float) of the root group of tests/data/<file>, or of a group
+// when attr is "group/name".
 double ss_test_golden_attr(const char *file, const char *attr);
 // Path of tests/data/<file> in the source tree.
 void ss_test_data_path(const char *file, char *buf, size_t len);

@@ -47,6 +47,19 @@ ss_status_t ss_comm_barrier(ss_comm_t *c, ss_error_t *err);
 // COLLECTIVE over c. Broadcast of n bytes from root.
 ss_status_t ss_comm_bcast(ss_comm_t *c, void *buf, size_t n, int root, ss_error_t *err);
 
+// COLLECTIVE over c. Gathers n bytes from every rank into recv on root, rank r's bytes at
+// recv + r * n (recv: n * size bytes, used on root only; may be NULL elsewhere).
+ss_status_t ss_comm_gather_bytes(
+    ss_comm_t *c, const void *send, size_t n, void *recv, int root, ss_error_t *err);
+// COLLECTIVE over c. Agrees on the outcome of a step every rank ran, so that all ranks take the
+// same branch afterwards (go on, or clean up and stop) and no rank waits in a collective the
+// others have left. local is this rank's status (its record in *err when it failed). Returns
+// SS_OK when every rank passed SS_OK; otherwise the status of the lowest failing rank, and *err
+// on every rank becomes that rank's record (code, lib_code, line and message; file and func
+// read "(another rank)" on the others).
+// A failure of MPI itself returns SS_EMPI. err may be NULL on ranks that passed SS_OK.
+ss_status_t ss_comm_agree(ss_comm_t *c, ss_status_t local, ss_error_t *err);
+
 // LOCAL. "Open MPI v4.1.4" or similar.
 void ss_dist_library_version(char *buf, size_t len);
 

@@ -96,6 +96,22 @@ ss_status_t ss_h5data_commit(ss_h5data_writer_t **pw, size_t *bytes, ss_error_t 
 // Closes and removes the temporary file; accepts NULL; sets *pw = NULL.
 void ss_h5data_abort(ss_h5data_writer_t **pw);
 
+// --- parallel prep: per-rank part files merged by one writer ---
+// A part is a writer from ss_h5data_create that is finished without being renamed: each rank
+// writes its cases to its own part (a temporary name next to the output), and one rank copies
+// the case groups of every part into the real output with ss_h5data_copy_cases (H5Ocopy: the
+// chunked, compressed datasets and all attributes are copied as they are, so the merged file
+// holds exactly what a single writer would have written).
+// Closes *pw and keeps its temporary file; its path goes to part (len bytes; SS_EINVAL if it does
+// not fit). Frees *pw in all cases; on failure the temporary file is removed and part is "".
+// The caller removes the part (remove(3)) once it has been merged or the job failed.
+ss_status_t ss_h5data_finish_part(ss_h5data_writer_t **pw, char *part, size_t len, ss_error_t *err);
+// Copies /cases/<names[i]> (i < n) of the finished part file into w. SS_EINVAL for a case that w
+// already holds; SS_EFORMAT (naming part) when part or one of the cases cannot be read; SS_EHDF5
+// when the copy fails (disk full).
+ss_status_t ss_h5data_copy_cases(
+    ss_h5data_writer_t *w, const char *part, const char *const *names, int n, ss_error_t *err);
+
 // --- reader ---
 ss_status_t ss_h5data_open(const char *path, ss_h5data_t **out, ss_error_t *err);
 void ss_h5data_close(ss_h5data_t **pd);

@@ -24,7 +24,7 @@ static const ss_cli_command_t g_commands[] = {
      "usage: shardseg train --config run.ini [key=value ...] [--resume DIR] [--mem-limit SIZE]\n"
      "Writes the effective config, metrics.jsonl and atomic HDF5 checkpoints; SIGTERM, SIGINT and\n"
      "SIGUSR1 checkpoint before stopping, and --resume continues bit for bit.\n",
-     NULL, "the Networks and single-rank training issue"},
+     ss_cli_cmd_train, NULL},
     {"infer", "sliding-window inference to NIfTI in the case's original geometry",
      "usage: shardseg infer --weights W.h5 --input CASE --out pred.nii.gz [--overlap F]\n"
      "                      [--tta] [--png overlay.png]\n",
@@ -37,10 +37,13 @@ static const ss_cli_command_t g_commands[] = {
     {"forward", "run a network's forward pass on an HDF5 tensor",
      "usage: shardseg forward --weights W.h5 --input X.h5 --output Y.h5\n"
      "X holds /image [N][C][I][J][K]; Y gets /logits. Works under mpirun -np P.\n",
-     NULL, "the Networks and single-rank training issue"},
+     ss_cli_cmd_forward, NULL},
     {"weights", "export, import or initialise PyTorch/MONAI-compatible weights",
-     "usage: shardseg weights init|export|import ...\n", NULL,
-     "the Networks and single-rank training issue"},
+     "usage: shardseg weights init --out W.h5 [model options] [--seed S]\n"
+     "       shardseg weights export CKPT.h5|RUN_DIR --out W.h5\n"
+     "       shardseg weights import STATE_DICT.h5 --out W.h5\n"
+     "       shardseg weights info W.h5\n",
+     ss_cli_cmd_weights, NULL},
     {"tune", "hyper-parameter sweeps over rank groups (grid, random, ASHA)",
      "usage: shardseg tune --space sweep.ini --journal DIR [--groups G]\n", NULL,
      "the experiment-parallel tuning issue"},
@@ -48,7 +51,7 @@ static const ss_cli_command_t g_commands[] = {
      "usage: shardseg bench gemm [--size N] [--repeats R]\n"
      "       shardseg bench kernels [--repeats R] [--only OP,OP]\n"
      "       shardseg bench data --data data.h5 [--patch IxJxK] [--steps N]\n"
-     "       shardseg bench step ...   (arrives with the training issue)\n"
+     "       shardseg bench step [--weights W.h5 | model options] [--steps N]\n"
      "gemm: OpenBLAS sgemm GFLOP/s on N x N x N, min/median over R timed runs after a warm-up;\n"
      "the peak that kernel benchmarks report their ratios against.\n"
      "kernels: forward and backward time of every kernel on the issue's benchmark shapes, as\n"

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "shardseg/weights.h"
+
 #include "cli.h"
 
 void ss_cli_model_opts(ss_cli_model_opts_t *o, ss_cli_opt_t *opts)
@@ -64,20 +66,20 @@ int ss_cli_model_config(const ss_cli_model_opts_t *o, ss_model_config_t *c, cons
     return SS_EXIT_OK;
 }
 
-int ss_cli_model_source(const ss_cli_model_opts_t *o,
-                        const char *weights,
-                        ss_model_config_t *c,
+int ss_cli_model_source(const ss_cli_model_opts_t *o, const char *weights, ss_model_config_t *c,
                         const char *cmd)
 {
     if (weights != NULL) {
-        ss_cli_error(cmd, "--weights: weights files are not wired in yet");
-        return SS_EXIT_USAGE;
+        ss_error_t err;
+        if (ss_weights_read_config(weights, c, &err) != SS_OK) {
+            return ss_cli_fail(cmd, &err);
+        }
+        return SS_EXIT_OK;
     }
     return ss_cli_model_config(o, c, cmd);
 }
 
 ss_status_t ss_cli_load_weights(const char *path, ss_model_t *m, ss_error_t *err)
 {
-    (void)m;
-    SS_FAIL(err, SS_EUNSUPPORTED, "%s: weights files are not wired in yet", path);
+    return ss_weights_load(path, m, err);
 }

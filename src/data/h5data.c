@@ -403,6 +403,74 @@ ss_status_t ss_h5data_commit(ss_h5data_writer_t **pw, size_t *bytes, ss_error_t 
     return st;
 }
 
+ss_status_t ss_h5data_finish_part(ss_h5data_writer_t **pw, char *part, size_t len, ss_error_t *err)
+{
+    ss_h5data_writer_t *w = *pw;
+    *pw = NULL;
+    if (part != NULL && len > 0) {
+        part[0] = '\0';
+    }
+    int rc = H5Gclose(w->cases) < 0 ? -1 : 0;
+    w->cases = -1;
+    ss_status_t st = SS_OK;
+    // Flush before close, for the reason given in ss_h5data_commit.
+    if (rc != 0 || H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0 || H5Fclose(w->file) < 0) {
+        st = ss_error_set(err, SS_EHDF5, 0, __FILE__, __LINE__, __func__,
+                          "%s: HDF5 could not finish a part file; check free space", w->path);
+    } else {
+        w->file = -1;
+        if (part == NULL || strlen(w->tmp) >= len) {
+            st = ss_error_set(err, SS_EINVAL, 0, __FILE__, __LINE__, __func__,
+                              "%s: part file name too long", w->path);
+        } else {
+            memcpy(part, w->tmp, strlen(w->tmp) + 1);
+        }
+    }
+    if (st != SS_OK) {
+        discard_file(w);
+    }
+    writer_free(w);
+    return st;
+}
+
+ss_status_t ss_h5data_copy_cases(
+    ss_h5data_writer_t *w, const char *part, const char *const *names, int n, ss_error_t *err)
+{
+    if (w == NULL || part == NULL || (n > 0 && names == NULL)) {
+        SS_FAIL(err, SS_EINVAL, "ss_h5data_copy_cases: NULL argument");
+    }
+    quiet_hdf5();
+    hid_t f = H5Fopen(part, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t src = f >= 0 ? H5Gopen2(f, "cases", H5P_DEFAULT) : -1;
+    ss_status_t st = SS_OK;
+    if (src < 0) {
+        st = ss_error_set(err, SS_EFORMAT, 0, __FILE__, __LINE__, __func__,
+                          "%s: part file has no readable /cases; run shardseg prep again", part);
+    }
+    for (int i = 0; st == SS_OK && i < n; i++) {
+        if (H5Lexists(w->cases, names[i], H5P_DEFAULT) > 0) {
+            st = ss_error_set(err, SS_EINVAL, 0, __FILE__, __LINE__, __func__,
+                              "%s: case %s appears twice; give each case a unique name", w->path,
+                              names[i]);
+        } else if (H5Lexists(src, names[i], H5P_DEFAULT) <= 0) {
+            st = ss_error_set(err, SS_EFORMAT, 0, __FILE__, __LINE__, __func__,
+                              "%s: part file lacks case %s; run shardseg prep again", part,
+                              names[i]);
+        } else if (H5Ocopy(src, names[i], w->cases, names[i], H5P_DEFAULT, H5P_DEFAULT) < 0) {
+            st = ss_error_set(err, SS_EHDF5, 0, __FILE__, __LINE__, __func__,
+                              "%s: copying case %s failed (HDF5); check free space", w->path,
+                              names[i]);
+        }
+    }
+    if (src >= 0) {
+        H5Gclose(src);
+    }
+    if (f >= 0) {
+        H5Fclose(f);
+    }
+    return st;
+}
+
 void ss_h5data_abort(ss_h5data_writer_t **pw)
 {
     if (pw == NULL || *pw == NULL) {

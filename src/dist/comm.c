@@ -175,6 +175,60 @@ ss_status_t ss_comm_bcast(ss_comm_t *c, void *buf, size_t n, int root, ss_error_
     return SS_OK;
 }
 
+ss_status_t ss_comm_gather_bytes(
+    ss_comm_t *c, const void *send, size_t n, void *recv, int root, ss_error_t *err)
+{
+    if (c->size == 1) {
+        if (n > 0) {
+            memcpy(recv, send, n);
+        }
+        return SS_OK;
+    }
+    if (n > (size_t)INT_MAX) {
+        SS_FAIL(err, SS_EINVAL, "gather of %zu bytes per rank exceeds the MPI count limit", n);
+    }
+    SS_MPI_TRY(MPI_Gather(send, (int)n, MPI_BYTE, recv, (int)n, MPI_BYTE, root, c->mpi));
+    return SS_OK;
+}
+
+// What crosses ranks of an error record: pointers (file, func) are meaningless in another process.
+typedef struct {
+    int code;
+    int line;
+    long lib_code;
+    char msg[SS_ERROR_MSG_MAX];
+} agree_record_t;
+
+ss_status_t ss_comm_agree(ss_comm_t *c, ss_status_t local, ss_error_t *err)
+{
+    if (c->size == 1) {
+        return local;
+    }
+    // The lowest failing rank speaks for all: deterministic, and with round-robin work it is
+    // the first failing item in serial order.
+    int first = local != SS_OK ? c->rank : c->size;
+    SS_MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, c->mpi));
+    if (first == c->size) {
+        return SS_OK;
+    }
+    agree_record_t rec;
+    memset(&rec, 0, sizeof(rec));
+    if (c->rank == first) {
+        rec.code = (int)local;
+        if (err != NULL) {
+            rec.line = err->line;
+            rec.lib_code = err->lib_code;
+            memcpy(rec.msg, err->msg, sizeof(rec.msg));
+        }
+    }
+    SS_MPI_TRY(MPI_Bcast(&rec, (int)sizeof(rec), MPI_BYTE, first, c->mpi));
+    if (c->rank != first) {
+        static const char *const from = "(another rank)";
+        ss_error_set(err, (ss_status_t)rec.code, rec.lib_code, from, rec.line, from, "%s", rec.msg);
+    }
+    return (ss_status_t)rec.code;
+}
+
 void ss_dist_library_version(char *buf, size_t len)
 {
     char v[MPI_MAX_LIBRARY_VERSION_STRING];
