@@ -229,6 +229,8 @@ static void check_fallback(void (*damage)(const char *), const char *why)
     ck_assert_str_eq(path, older);
     ck_assert_msg(strstr(warn, "ckpt-2.h5") && strstr(warn, "skipped"), "%s", warn);
     ck_assert_int_eq(ss_ckpt_load(path, b.m, SS_OPTIM_ADAMW, b.optim, 2, &b.st, &err), SS_OK);
+    ck_assert_str_eq(b.st.config, a.st.config);
+    ss_ckpt_state_fini(&b.st);
     // Both damaged: an error, not a silent fresh start.
     damage(older);
     ck_assert_int_eq(ss_ckpt_find_latest(g_tmp, path, sizeof(path), warn, sizeof(warn), &err),
@@ -285,6 +287,40 @@ START_TEST(test_mismatch)
 }
 END_TEST
 
+// SGD with momentum keeps one vector, /optim/momentum_buffer; a run without momentum is refused.
+START_TEST(test_sgd)
+{
+    run_t a, b;
+    run_init(&a, 2, 11);
+    run_init(&b, 2, 0);
+    a.st.opt.optim = SS_OPTIM_SGD;
+    a.st.opt.sgd.momentum = 0.9;
+    ss_error_t err;
+    ck_assert_int_eq(
+        ss_ckpt_save(g_tmp, a.m, (const float *const *)a.optim, 2, &a.st, 2, NULL, 0, &err),
+        SS_EINVAL);
+    ck_assert_msg(ss_ckpt_save(g_tmp, a.m, (const float *const *)a.optim, 1, &a.st, 2, NULL, 0,
+                               &err) == SS_OK,
+                  "%s", err.msg);
+    char path[512];
+    ckpt_path(path, sizeof(path), 0);
+    ss_ckpt_state_t st;
+    ss_ckpt_state_init(&st);
+    ck_assert_msg(ss_ckpt_load(path, b.m, SS_OPTIM_SGD, b.optim, 1, &st, &err) == SS_OK, "%s",
+                  err.msg);
+    ck_assert_int_eq(memcmp(a.optim[0], b.optim[0], (size_t)ss_model_numel(a.m) * sizeof(float)),
+                     0);
+    ck_assert(st.opt.sgd.momentum == 0.9 && st.opt.optim == SS_OPTIM_SGD);
+    ss_ckpt_state_fini(&st);
+    ck_assert_int_eq(ss_ckpt_load(path, b.m, SS_OPTIM_SGD, b.optim, 0, &st, &err), SS_EINVAL);
+    ck_assert_msg(strstr(err.msg, "1 optimizer state vectors, this run has 0") != NULL, "%s",
+                  err.msg);
+    ss_ckpt_state_fini(&st);
+    run_fini(&a);
+    run_fini(&b);
+}
+END_TEST
+
 // A full disk, simulated by RLIMIT_FSIZE (writes past it fail with EFBIG; SIGXFSZ ignored):
 // no root or tmpfs needed, and deterministic.
 START_TEST(test_disk_full)
@@ -324,6 +360,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, test_round_trip);
     tcase_add_test(t, test_keep);
+    tcase_add_test(t, test_sgd);
     tcase_add_test(t, test_disk_full);
     suite_add_tcase(s, t);
     t = tcase_create("tc_ss_ckpt_find_latest");

@@ -38,51 +38,59 @@ static ss_h5data_meta_t meta(int folds)
     return m;
 }
 
-// Writes `n` synthetic cases of shape (11, 6, 5) named c0.. into path; values encode position.
+// Writes synthetic case c of shape (11, 6, 5), named "c<c>", into w; values encode position.
+static void put_case(ss_h5data_writer_t *w, int c)
+{
+    const int64_t vox = 11 * 6 * 5;
+    float *img = malloc(4 * vox * sizeof(float));
+    uint8_t *lab = malloc(3 * vox);
+    for (int64_t q = 0; q < 4 * vox; q++) {
+        img[q] = (float)(c * 100000 + q);
+    }
+    for (int64_t q = 0; q < 3 * vox; q++) {
+        lab[q] = (uint8_t)((q + c) % 2);
+    }
+    char name[8];
+    snprintf(name, sizeof(name), "c%d", c);
+    ss_h5data_case_t hc = {name,
+                           {11, 6, 5},
+                           img,
+                           lab,
+                           {{-1, 0, 0, 0}, {0, -1, 0, 239}, {0, 0, 1, 0}, {0, 0, 0, 1}},
+                           {240, 240, 155},
+                           {{1, 2, 3}, {12, 8, 8}},
+                           {1, 1, 1.5},
+                           {1, 2, 3, 4},
+                           {5, 6, 7, 8}};
+    hc.affine[0][3] = c; // per-case affine
+    ss_error_t err;
+    ck_assert_msg(ss_h5data_write_case(w, &hc, &err) == SS_OK, "%s", err.msg);
+    free(img);
+    free(lab);
+}
+
+static const char *const g_names[8] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"};
+
+// Writes `n` synthetic cases (put_case) into path, with the split.
 static void write_synthetic(const char *path, int n, int folds)
 {
     ss_h5data_meta_t m = meta(folds);
     ss_h5data_writer_t *w = NULL;
     ss_error_t err;
     ck_assert_msg(ss_h5data_create(path, &m, &w, &err) == SS_OK, "%s", err.msg);
-    const int64_t vox = 11 * 6 * 5;
-    float *img = malloc(4 * vox * sizeof(float));
-    uint8_t *lab = malloc(3 * vox);
-    char names[8][8];
-    const char *np[8];
     for (int c = 0; c < n; c++) {
-        for (int64_t q = 0; q < 4 * vox; q++) {
-            img[q] = (float)(c * 100000 + q);
-        }
-        for (int64_t q = 0; q < 3 * vox; q++) {
-            lab[q] = (uint8_t)((q + c) % 2);
-        }
-        snprintf(names[c], sizeof(names[c]), "c%d", c);
-        np[c] = names[c];
-        ss_h5data_case_t hc = {names[c],
-                               {11, 6, 5},
-                               img,
-                               lab,
-                               {{-1, 0, 0, 0}, {0, -1, 0, 239}, {0, 0, 1, 0}, {0, 0, 0, 1}},
-                               {240, 240, 155},
-                               {{1, 2, 3}, {12, 8, 8}},
-                               {1, 1, 1.5},
-                               {1, 2, 3, 4},
-                               {5, 6, 7, 8}};
-        hc.affine[0][3] = c; // per-case affine
-        ck_assert_msg(ss_h5data_write_case(w, &hc, &err) == SS_OK, "%s", err.msg);
+        put_case(w, c);
     }
     int assign[8];
     ss_h5data_split(n, m.val_fraction, folds, m.split_seed, assign);
-    ck_assert_int_eq(ss_h5data_write_split(w, np, assign, n, &err), SS_OK);
+    ck_assert_int_eq(ss_h5data_write_split(w, (const char *const *)g_names, assign, n, &err),
+                     SS_OK);
     // Nothing under the final name until commit.
     ck_assert_int_ne(access(path, F_OK), 0);
     size_t bytes = 0;
     ck_assert_msg(ss_h5data_commit(&w, &bytes, &err) == SS_OK, "%s", err.msg);
     ck_assert_ptr_null(w);
     ck_assert_uint_gt(bytes, 0);
-    free(img);
-    free(lab);
 }
 
 START_TEST(test_round_trip_slabs)
@@ -245,6 +253,82 @@ START_TEST(test_create_abort_and_bad_paths)
     ck_assert_int_eq(ss_h5data_write_case(w, &hc, &err), SS_EINVAL);
     ss_h5data_abort(&w);
     ck_assert_int_ne(access(path, F_OK), 0);
+}
+END_TEST
+
+// Reads case i of d whole (image and label) into freshly allocated buffers.
+static void read_case(const ss_h5data_t *d, int i, float **img, uint8_t **lab)
+{
+    const int64_t vox = 11 * 6 * 5;
+    *img = malloc(4 * vox * sizeof(float));
+    *lab = malloc(3 * vox);
+    ck_assert_int_eq(ss_h5data_read_image(d, i, 0, 11, *img, NULL), SS_OK);
+    ck_assert_int_eq(ss_h5data_read_label(d, i, 0, 11, *lab, NULL), SS_OK);
+}
+
+// Parallel prep's path: cases 1 and 3 in a part file, 0 and 2 in the output, the part's cases
+// copied in. The result reads back exactly like a file written by one writer; the part file is
+// left for the caller to remove; copying a case twice or one the part lacks fails cleanly.
+START_TEST(test_parts_merge)
+{
+    char ref[512], out[512], part[1024];
+    snprintf(ref, sizeof(ref), "%s/ref.h5", g_tmp);
+    snprintf(out, sizeof(out), "%s/out.h5", g_tmp);
+    write_synthetic(ref, 4, 0);
+    ss_h5data_meta_t m = meta(0);
+    ss_h5data_writer_t *pw = NULL, *w = NULL;
+    ss_error_t err;
+    ck_assert_int_eq(ss_h5data_create(out, &m, &pw, &err), SS_OK);
+    put_case(pw, 1);
+    put_case(pw, 3);
+    ck_assert_msg(ss_h5data_finish_part(&pw, part, sizeof(part), &err) == SS_OK, "%s", err.msg);
+    ck_assert_ptr_null(pw);
+    ck_assert_int_eq(access(part, R_OK), 0);
+    ck_assert_ptr_nonnull(strstr(part, "out.h5.tmp."));
+    ck_assert_int_eq(ss_h5data_create(out, &m, &w, &err), SS_OK);
+    put_case(w, 0);
+    put_case(w, 2);
+    const char *odd[2] = {"c1", "c3"}, *none[1] = {"c7"}, *twice[1] = {"c0"};
+    ck_assert_msg(ss_h5data_copy_cases(w, part, odd, 2, &err) == SS_OK, "%s", err.msg);
+    ck_assert_int_eq(ss_h5data_copy_cases(w, part, none, 1, &err), SS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "lacks case c7"));
+    ck_assert_int_eq(ss_h5data_copy_cases(w, part, odd, 1, &err), SS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "c1 appears twice"));
+    ck_assert_int_eq(ss_h5data_copy_cases(w, "/nonexistent.h5", twice, 1, &err), SS_EFORMAT);
+    int assign[4];
+    ss_h5data_split(4, m.val_fraction, 0, m.split_seed, assign);
+    ck_assert_int_eq(ss_h5data_write_split(w, (const char *const *)g_names, assign, 4, &err),
+                     SS_OK);
+    ck_assert_int_eq(ss_h5data_commit(&w, NULL, &err), SS_OK);
+    ck_assert_int_eq(remove(part), 0);
+    ss_h5data_t *a = NULL, *b = NULL;
+    ck_assert_int_eq(ss_h5data_open(ref, &a, &err), SS_OK);
+    ck_assert_int_eq(ss_h5data_open(out, &b, &err), SS_OK);
+    ck_assert_int_eq(ss_h5data_ncases(b), 4);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_str_eq(ss_h5data_case_name(a, i), ss_h5data_case_name(b, i));
+        ck_assert_int_eq(ss_h5data_is_val(a, i), ss_h5data_is_val(b, i));
+        ss_h5data_info_t ia, ib;
+        ck_assert_int_eq(ss_h5data_case_info(a, i, &ia, &err), SS_OK);
+        ck_assert_int_eq(ss_h5data_case_info(b, i, &ib, &err), SS_OK);
+        ck_assert_mem_eq(&ia, &ib, sizeof(ia));
+        float *xa, *xb;
+        uint8_t *la, *lb;
+        read_case(a, i, &xa, &la);
+        read_case(b, i, &xb, &lb);
+        ck_assert_mem_eq(xa, xb, 4 * 11 * 6 * 5 * sizeof(float));
+        ck_assert_mem_eq(la, lb, 3 * 11 * 6 * 5);
+        free(xa), free(xb), free(la), free(lb);
+    }
+    ss_h5data_close(&a);
+    ss_h5data_close(&b);
+    // A part name that does not fit: error, and the part file is gone.
+    ck_assert_int_eq(ss_h5data_create(out, &m, &pw, &err), SS_OK);
+    ck_assert_int_eq(ss_h5data_finish_part(&pw, part, 8, &err), SS_EINVAL);
+    ck_assert_str_eq(part, "");
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "test -z \"$(ls '%s' | grep tmp)\"", g_tmp);
+    ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
 
@@ -411,6 +495,10 @@ int main(void)
     tc = tcase_create("tc_ss_h5data_create");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_create_abort_and_bad_paths);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("tc_ss_h5data_copy_cases");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_parts_merge);
     suite_add_tcase(s, tc);
     return ss_test_run(s);
 }

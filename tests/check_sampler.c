@@ -187,6 +187,97 @@ START_TEST(test_flips_and_slabs)
 }
 END_TEST
 
+enum { RI = 12, RN = 11, RV = RI * RN * RN };
+
+static ss_sampler_t *make_turning(ss_h5data_t *d, int rot90, int64_t pj, int64_t i0, int64_t len)
+{
+    ss_sampler_config_t c;
+    ss_sampler_config_init(&c);
+    c.patch[0] = RI, c.patch[1] = pj, c.patch[2] = RN;
+    c.slab_i0 = i0, c.slab_len = len;
+    c.scale = c.shift = 0.2f;
+    c.prefetch = 0, c.fg_fraction = 0.5, c.seed = 11, c.rot90 = rot90;
+    ss_sampler_t *s = NULL;
+    ss_error_t err;
+    ck_assert_msg(ss_sampler_create(d, &c, &s, &err) == SS_OK, "%s", err.msg);
+    return s;
+}
+
+// Window position of turned patch position (j, q) for an n x n J-K window (sampler.h).
+static void unturn(int rot, int n, int j, int q, int *wj, int *wq)
+{
+    const int t[4][2] = {{j, q}, {n - 1 - q, j}, {n - 1 - j, n - 1 - q}, {q, n - 1 - j}};
+    *wj = t[rot][0];
+    *wq = t[rot][1];
+}
+
+// Turned patches are the same draw's unturned patch (flips, intensity and origin unchanged)
+// turned in the J-K plane; every quarter turn occurs; the i-slabs of two ranks still tile the
+// turned patch; a non-square J-K patch is only ever turned by 0 or 180 degrees.
+START_TEST(test_rotations)
+{
+    ss_h5data_t *d = NULL;
+    ck_assert_int_eq(ss_h5data_open(g_path, &d, NULL), SS_OK);
+    ss_sampler_t *plain = make_turning(d, 0, RN, 0, 0), *turn = make_turning(d, 1, RN, 0, 0);
+    ss_sampler_t *top = make_turning(d, 1, RN, 0, 5), *bot = make_turning(d, 1, RN, 5, 7);
+    static float a[NC * RV], b[NC * RV], t[NC * 5 * RN * RN], u[NC * 7 * RN * RN];
+    static uint8_t la[NR * RV], lb[NR * RV], lt[NR * 5 * RN * RN], lu[NR * 7 * RN * RN];
+    int seen[4] = {0, 0, 0, 0};
+    for (uint64_t k = 0; k < 32; k++) {
+        ss_sampler_draw_t dr, d0;
+        ss_sampler_draw(turn, k, &dr);
+        ss_sampler_draw(plain, k, &d0);
+        ck_assert_int_eq(d0.rot, 0);
+        ck_assert_mem_eq(dr.origin, d0.origin, sizeof(dr.origin));
+        ck_assert_mem_eq(dr.flip, d0.flip, sizeof(dr.flip));
+        seen[dr.rot]++;
+        ck_assert_int_eq(ss_sampler_fill(plain, k, a, la, NULL), SS_OK);
+        ck_assert_int_eq(ss_sampler_fill(turn, k, b, lb, NULL), SS_OK);
+        for (int i = 0; i < RI; i++) {
+            for (int j = 0; j < RN; j++) {
+                for (int q = 0; q < RN; q++) {
+                    int wj, wq;
+                    unturn(dr.rot, RN, j, q, &wj, &wq);
+                    for (int c = 0; c < NC; c++) {
+                        ck_assert_float_eq(b[((c * RI + i) * RN + j) * RN + q],
+                                           a[((c * RI + i) * RN + wj) * RN + wq]);
+                    }
+                    for (int r = 0; r < NR; r++) {
+                        ck_assert_uint_eq(lb[((r * RI + i) * RN + j) * RN + q],
+                                          la[((r * RI + i) * RN + wj) * RN + wq]);
+                    }
+                }
+            }
+        }
+        ck_assert_int_eq(ss_sampler_fill(top, k, t, lt, NULL), SS_OK);
+        ck_assert_int_eq(ss_sampler_fill(bot, k, u, lu, NULL), SS_OK);
+        for (int c = 0; c < NC; c++) {
+            ck_assert_mem_eq(t + c * 5 * RN * RN, b + c * RV, 5 * RN * RN * sizeof(float));
+            ck_assert_mem_eq(u + c * 7 * RN * RN, b + c * RV + 5 * RN * RN,
+                             7 * RN * RN * sizeof(float));
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        ck_assert_int_gt(seen[r], 0);
+    }
+    ss_sampler_t *wide = make_turning(d, 1, 9, 0, 0);
+    int half = 0;
+    for (uint64_t k = 0; k < 32; k++) {
+        ss_sampler_draw_t dr;
+        ss_sampler_draw(wide, k, &dr);
+        ck_assert(dr.rot == 0 || dr.rot == 2);
+        half += dr.rot == 2;
+    }
+    ck_assert(half > 0 && half < 32);
+    ss_sampler_destroy(&wide);
+    ss_sampler_destroy(&plain);
+    ss_sampler_destroy(&turn);
+    ss_sampler_destroy(&top);
+    ss_sampler_destroy(&bot);
+    ss_h5data_close(&d);
+}
+END_TEST
+
 START_TEST(test_foreground_oversampling)
 {
     ss_h5data_t *d = NULL;
@@ -279,6 +370,7 @@ int main(void)
     TCase *tc = tcase_create("tc_ss_sampler_fill");
     tcase_add_test(tc, test_patch_content);
     tcase_add_test(tc, test_flips_and_slabs);
+    tcase_add_test(tc, test_rotations);
     tcase_add_test(tc, test_foreground_oversampling);
     suite_add_tcase(su, tc);
     tc = tcase_create("tc_ss_sampler_next");

@@ -2,8 +2,9 @@
 # shardseg prep over MPI ranks (mpiexec -n 2, one thread each): the merged file holds exactly what
 # a serial run writes (tests/h5same: every group, dataset, chunk shape, attribute and /split), for
 # odd case counts, more ranks than cases, folds and the real cases ($SS_REAL_DATA, skipped when
-# absent); a bad case on either rank stops the whole job with ONE 'shardseg prep:' line naming
-# the first bad case in case order, the input exit code, and no output, temporary or part file.
+# absent); a bad case on either rank (or a full disk) stops the whole job with ONE
+# 'shardseg prep:' line naming the first bad case in case order, the exit code of a serial run,
+# and no output, temporary or part file.
 set -u
 # OpenMPI leaks at finalize: no leak detection for the executable in sanitized builds.
 [ -n "${SS_SANITIZED:-}" ] && export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
@@ -96,6 +97,22 @@ if [ -n "$real" ] && [ -d "$real/Brats18_2013_3_1" ]; then
     r2="$tmp/real2"; mkdir -p "$r2"; real=$(cd "$real" && pwd)
     ln -s "$real/Brats18_2013_3_1" "$real/Brats18_TCIA10_628_1" "$r2/"
     same 2 "$r2"
+    # Disk full on 2 ranks (a 3 MB tmpfs; needs root and mount): exit 1, one line, nothing left.
+    mkdir -p "$tmp/small"
+    if mount -t tmpfs -o size=3m tmpfs "$tmp/small" 2>/dev/null; then
+        mpi 2 "$bin" prep --in "$r2" --out "$tmp/small/x.h5" --threads 1 >"$tmp/out" 2>"$tmp/err"
+        rc=$?
+        left=$(ls -A "$tmp/small")
+        umount "$tmp/small"
+        if [ "$rc" -ne 1 ] || [ -n "$left" ] || [ "$(grep -c '^shardseg' "$tmp/err")" -ne 1 ] ||
+            ! grep -q "x.h5: .*failed (HDF5); check free space" "$tmp/err"; then
+            fail "2 ranks, disk full: exit $rc, left '$left':"; cat "$tmp/err"
+        else
+            echo "ok: 2 ranks, full disk -> 1, one line, nothing left"
+        fi
+    else
+        echo "note: cannot mount a small tmpfs; disk-full case skipped"
+    fi
 else
     echo "note: SS_REAL_DATA absent; real-case comparison skipped"
 fi

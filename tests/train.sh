@@ -30,8 +30,8 @@ base_filters = 4
 file = $work/d.h5
 
 [train]
-steps = 12
-checkpoint_interval = 4
+steps = 60
+checkpoint_interval = 20
 val_cases = 1
 seed = 9
 
@@ -44,12 +44,13 @@ losses() { grep '"loss"' "$1" | sed 's/^{"step":\([0-9]*\),"loss":\([^,]*\),.*/\
 
 "$bin" train --config "$work/run.ini" output.dir="$work/full" >"$work/full.log" 2>&1 ||
     { cat "$work/full.log"; fail "uninterrupted run"; }
-[ "$(losses "$work/full/metrics.jsonl" | wc -l)" -eq 12 ] || fail "full run: want 12 step records"
+[ "$(losses "$work/full/metrics.jsonl" | wc -l)" -eq 60 ] || fail "full run: want 60 step records"
 grep -q '"val_dice_wt"' "$work/full/metrics.jsonl" || fail "no validation record"
 [ -s "$work/full/config.ini" ] || fail "no effective config.ini"
 echo "ok: uninterrupted run"
 
-# Interrupted: SIGTERM once 6 steps are logged; the run checkpoints and exits 0.
+# Interrupted: SIGTERM once 6 steps are logged (of 60: the rest takes ~1 s, far longer than the 0.1 s polling); the run
+# checkpoints and exits 0.
 "$bin" train --config "$work/run.ini" output.dir="$work/part" >"$work/part.log" 2>&1 &
 pid=$!
 i=0
@@ -75,7 +76,7 @@ head -c 2000 "$newest" >"$work/cut" && mv "$work/cut" "$newest"
 "$bin" weights export "$work/trunc" --out "$work/w.h5" >"$work/out" 2>"$work/err" ||
     { cat "$work/err"; fail "export with a truncated newest checkpoint"; }
 grep -q 'skipped' "$work/err" || fail "no warning about the truncated checkpoint"
-grep -q 'ckpt-8.h5' "$work/out" || fail "export did not fall back to ckpt-8: $(cat "$work/out")"
+grep -q 'ckpt-40.h5' "$work/out" || fail "export did not fall back to ckpt-40: $(cat "$work/out")"
 echo "ok: truncated checkpoint skipped"
 
 # Another architecture: refused with the attribute named, exit 2.

@@ -26,10 +26,10 @@
 // Verifying reads every byte (the checksums are checked on read): resuming a UNETR-base run reads
 // its ~1.1 GB checkpoint twice.
 //
-// Ownership: everything borrowed, except ss_ckpt_state_t.config after ss_ckpt_load: load stores
-// a malloc'd copy there (overwriting, not freeing, the pointer held before), which
-// ss_ckpt_state_fini frees. Threading: one thread (HDF5's lock serialises HDF5 calls made by
-// the sampler's prefetch thread meanwhile).
+// Ownership: everything borrowed, except ss_ckpt_state_t.config after a successful
+// ss_ckpt_load: it stores a malloc'd copy there (overwriting, not freeing, the pointer held
+// before), which ss_ckpt_state_fini frees; a failed load leaves config as it was. Threading: one
+// thread (HDF5's lock serialises HDF5 calls made by the sampler's prefetch thread meanwhile).
 #ifndef SS_CHECKPOINT_H
 #define SS_CHECKPOINT_H
 

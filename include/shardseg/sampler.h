@@ -10,7 +10,9 @@
 // up to `fg_samples` foreground voxel positions per case (chosen by a fixed stride, so the list is
 // deterministic); foreground patches are centred on one of them.
 // Patches that extend past the volume are zero-padded (image) / background (label).
-// Augmentation: flips per axis with probability 1/2 (flip_axes mask), per-channel intensity
+// Augmentation: optional quarter turns in the J-K plane (rot90; the I axis stays put, so a rank's
+// i-slab of a rotated patch is still read from its own rows), then flips per axis with
+// probability 1/2 (flip_axes mask), per-channel intensity
 // x * (1 + U(-scale, scale)) + U(-shift, shift) on the whole patch (background included, as
 // nnU-Net's brightness/contrast transforms are applied after normalisation).
 //
@@ -44,6 +46,8 @@ typedef struct {
     uint64_t seed;
     int prefetch;   // patches prepared ahead by a worker thread (0: synchronous)
     int fg_samples; // foreground positions kept per case (0: 4096)
+    int rot90;      // 1: turn each patch by 0, 90, 180 or 270 degrees in the J-K plane (uniform;
+                    // 0 or 180 only when patch[1] != patch[2]); 0: no turns (the default)
 } ss_sampler_config_t;
 
 // What was drawn for patch k (identical on every rank).
@@ -53,12 +57,16 @@ typedef struct {
     int64_t origin[3]; // patch origin in the stored volume (may be negative: padding)
     int flip[3];
     float scale[SS_H5DATA_MAX_CHAN], shift[SS_H5DATA_MAX_CHAN];
+    // Quarter turns in the J-K plane (0..3): patch[c][i][j][k] = unturned[c][i][rot(j, k)], where
+    // unturned is the patch the same draw gives with rot90 off (flips included) and, for patch
+    // sizes pJ, pK: rot 1: (pJ-1-k, j), 2: (pJ-1-j, pK-1-k), 3: (k, pK-1-j).
+    int rot;
 } ss_sampler_draw_t;
 
 typedef struct ss_sampler ss_sampler_t;
 
 // Sets the defaults: patch 128^3, whole patch, fg_fraction 0.33, all flips, scale 0.1,
-// shift 0.1, seed 0, prefetch 2, fg_samples 4096.
+// shift 0.1, seed 0, prefetch 2, fg_samples 4096, no rotations.
 void ss_sampler_config_init(ss_sampler_config_t *c);
 
 // Creates a sampler over the training cases of d (split /split/train; all cases when the file has

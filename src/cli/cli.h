@@ -62,6 +62,7 @@ int ss_cli_bench_data(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
 int ss_cli_cmd_train(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
 int ss_cli_cmd_weights(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
 int ss_cli_cmd_forward(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
+int ss_cli_cmd_infer(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
 int ss_cli_bench_step(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
 int ss_cli_bench_kernels(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
 

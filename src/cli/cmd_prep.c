@@ -173,12 +173,29 @@ out:
     return rc;
 }
 
+// Every rank must list the same cases (the rounds of prep_cases are collective): a folder that
+// changes while the ranks list it, or that differs between nodes, is caught here.
+static ss_status_t same_case_count(prep_run_t *r, ss_error_t *err)
+{
+    double hi = r->ds->ncases, neg_lo = -(double)r->ds->ncases;
+    SS_TRY(ss_comm_allreduce_max_f64(r->ctx->world, &hi, err));
+    SS_TRY(ss_comm_allreduce_max_f64(r->ctx->world, &neg_lo, err));
+    if (hi != -neg_lo) {
+        SS_FAIL(err, SS_EINVAL,
+                "%s: the ranks found between %.0f and %.0f cases; give every rank the same "
+                "folder (a shared file system) and do not change it during prep",
+                r->cfg->in, -neg_lo, hi);
+    }
+    return SS_OK;
+}
+
 // Opens the dataset and this rank's writer: the output (rank 0) or a part file (other ranks).
 static ss_status_t prep_open(prep_run_t *r, ss_error_t *err)
 {
     ss_comm_t *c = r->ctx->world;
     ss_status_t rc = ss_dataset_open(r->cfg->in, r->cfg->layout, &r->ds, err);
     SS_TRY(ss_comm_agree(c, rc, err));
+    SS_TRY(same_case_count(r, err));
     const char *names[SS_DATASET_NCHAN];
     for (int ch = 0; ch < SS_DATASET_NCHAN; ch++) {
         names[ch] = ss_dataset_channel_name(ch);
@@ -267,7 +284,10 @@ static ss_status_t prep_merge(prep_run_t *r, ss_error_t *err)
     SS_TRY(ss_comm_agree(c, rc, err));
     rc = ss_comm_gather_bytes(c, r->part, PART_MAX, parts, 0, err);
     if (rc == SS_OK && r->ctx->rank == 0) {
+        double t0 = ss_time_now();
         rc = merge_parts(r, parts, err);
+        SS_LOG_DEBUG("prep: merged %d part file(s), split and commit in %.2f s", r->ctx->nranks - 1,
+                     ss_time_now() - t0);
     }
     free(parts);
     return ss_comm_agree(c, rc, err);
@@ -321,6 +341,20 @@ ss_status_t ss_cli_prep_run(const ss_cli_ctx_t *ctx,
     SS_LOG_DEBUG("prep: peak budgeted memory %zu bytes", ss_budget_peak(&r.budget));
     ss_dataset_destroy(&r.ds);
     return rc;
+}
+
+// The run's one line on stdout (rank 0), with the throughput figures `bench data` reports too.
+static void print_summary(const prep_opts_t *o, const ss_cli_prep_stats_t *st)
+{
+    if (st->lost_label_voxels > 0) {
+        SS_LOG_WARN("prep: --crop %s cut away %lld labelled voxels; use a larger size or brain",
+                    o->crop, (long long)st->lost_label_voxels);
+    }
+    printf("prep: cases=%d mb_read=%.1f mb_written=%.1f seconds=%.2f ranks=%d "
+           "cases_per_s_per_rank=%.3f mb_read_per_s=%.1f mb_written_per_s=%.1f out=%s\n",
+           st->cases, st->bytes_read / 1e6, st->bytes_written / 1e6, st->seconds, st->ranks,
+           st->cases / st->seconds / st->ranks, st->bytes_read / 1e6 / st->seconds,
+           st->bytes_written / 1e6 / st->seconds, o->out);
 }
 
 // After an agreed failure no rank waits for another, so MPI can end normally on every rank:
@@ -388,17 +422,8 @@ int ss_cli_cmd_prep(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
         }
         return end_agreed(ctx, rc);
     }
-    if (ctx->rank != 0) {
-        return SS_EXIT_OK;
+    if (ctx->rank == 0) {
+        print_summary(&o, &st);
     }
-    if (st.lost_label_voxels > 0) {
-        SS_LOG_WARN("prep: --crop %s cut away %lld labelled voxels; use a larger size or brain",
-                    o.crop, (long long)st.lost_label_voxels);
-    }
-    printf("prep: cases=%d mb_read=%.1f mb_written=%.1f seconds=%.2f ranks=%d "
-           "cases_per_s_per_rank=%.3f mb_read_per_s=%.1f mb_written_per_s=%.1f out=%s\n",
-           st.cases, st.bytes_read / 1e6, st.bytes_written / 1e6, st.seconds, st.ranks,
-           st.cases / st.seconds / st.ranks, st.bytes_read / 1e6 / st.seconds,
-           st.bytes_written / 1e6 / st.seconds, o.out);
     return SS_EXIT_OK;
 }

@@ -26,9 +26,9 @@ static const ss_cli_command_t g_commands[] = {
      "SIGUSR1 checkpoint before stopping, and --resume continues bit for bit.\n",
      ss_cli_cmd_train, NULL},
     {"infer", "sliding-window inference to NIfTI in the case's original geometry",
-     "usage: shardseg infer --weights W.h5 --input CASE --out pred.nii.gz [--overlap F]\n"
-     "                      [--tta] [--png overlay.png]\n",
-     NULL, "the Inference and evaluation issue"},
+     "usage: shardseg infer --weights W.h5 --input CASE|DIR --out pred.nii.gz|OUTDIR [--overlap F]\n"
+     "                      [--mode gaussian|constant] [--tta] [--labels brats|brats2023|msd]\n",
+     ss_cli_cmd_infer, NULL},
     {"eval", "Dice and HD95 for WT/TC/ET against reference labels",
      "usage: shardseg eval --pred DIR --ref DIR [--csv FILE] [--json FILE]\n", NULL,
      "the Inference and evaluation issue"},

@@ -79,10 +79,11 @@ static ss_status_t config_check(const ss_sampler_config_t *c, ss_error_t *err)
                 (long long)c->slab_i0, (long long)(c->slab_i0 + len), (long long)c->patch[0]);
     }
     if (!(c->fg_fraction >= 0 && c->fg_fraction <= 1) || !(c->scale >= 0 && c->scale < 1) ||
-        !(c->shift >= 0) || c->prefetch < 0 || c->prefetch > 64 || c->fg_samples < 0) {
+        !(c->shift >= 0) || c->prefetch < 0 || c->prefetch > 64 || c->fg_samples < 0 ||
+        (c->rot90 != 0 && c->rot90 != 1)) {
         SS_FAIL(err, SS_EINVAL,
                 "sampler: fg_fraction must be in [0, 1], scale in [0, 1), shift >= 0, prefetch in "
-                "[0, 64]");
+                "[0, 64], rot90 0 or 1");
     }
     return SS_OK;
 }
@@ -186,6 +187,11 @@ void ss_sampler_draw(const ss_sampler_t *s, uint64_t k, ss_sampler_draw_t *out)
         out->origin[a] = o < lo ? lo : (o > hi ? hi : o);
         out->flip[a] = (s->cfg.flip_axes >> a & 1) && ss_rng_uniform(r, 6 + (uint64_t)a) < 0.5f;
     }
+    if (s->cfg.rot90) {
+        // A quarter turn of a non-square J-K window would change the patch shape: half turns only.
+        out->rot = s->cfg.patch[1] == s->cfg.patch[2] ? (int)ss_rng_below(r, 9, 4)
+                                                      : 2 * (int)ss_rng_below(r, 9, 2);
+    }
     for (int c = 0; c < s->nchan && c < SS_H5DATA_MAX_CHAN; c++) {
         out->scale[c] = 1.0f + s->cfg.scale * (2 * ss_rng_uniform(r, 16 + (uint64_t)c) - 1);
         out->shift[c] = s->cfg.shift * (2 * ss_rng_uniform(r, 32 + (uint64_t)c) - 1);
@@ -212,9 +218,18 @@ static void copy_row(const ss_sampler_t *s,
     const int64_t pj = s->cfg.patch[1], pk = s->cfg.patch[2], L = slab_len(s);
     const int64_t J = tc->dim[1], K = tc->dim[2];
     for (int64_t j = 0; j < pj; j++) {
-        int64_t sj = dr->origin[1] + (dr->flip[1] ? pj - 1 - j : j);
         for (int64_t q = 0; q < pk; q++) {
-            int64_t sk = dr->origin[2] + (dr->flip[2] ? pk - 1 - q : q);
+            // Patch (j, q) shows window position (wj, wq) of the unturned patch (sampler.h).
+            int64_t wj = j, wq = q;
+            if (dr->rot == 1) {
+                wj = pj - 1 - q, wq = j;
+            } else if (dr->rot == 2) {
+                wj = pj - 1 - j, wq = pk - 1 - q;
+            } else if (dr->rot == 3) {
+                wj = q, wq = pk - 1 - j;
+            }
+            int64_t sj = dr->origin[1] + (dr->flip[1] ? pj - 1 - wj : wj);
+            int64_t sk = dr->origin[2] + (dr->flip[2] ? pk - 1 - wq : wq);
             int inside = src_row >= 0 && sj >= 0 && sj < J && sk >= 0 && sk < K;
             int64_t src = (src_row * J + sj) * K + sk;
             for (int c = 0; c < s->nchan; c++) {

@@ -226,14 +226,15 @@ static ss_status_t read_state(hid_t g, ss_ckpt_state_t *st, const char *path, ss
              get_attr(g, "rng", H5T_NATIVE_UINT64, st->rng, (hssize_t)n) == 0;
     }
     st->nrng = (int)n;
-    st->config = get_str(g, "config"); // the caller's pointer is not ours to free
-
-    if (!ok || st->config == NULL) {
+    char *text = get_str(g, "config");
+    if (!ok || text == NULL) {
+        free(text);
         SS_FAIL(err, SS_EFORMAT,
                 "%s: /state optim, rng or config unreadable; the checkpoint is "
                 "damaged, use an older one",
                 path);
     }
+    st->config = text; // the caller's previous pointer is not ours to free
     return SS_OK;
 }
 
@@ -681,7 +682,12 @@ ss_status_t ss_ckpt_load(const char *path,
 {
     hid_t f, g;
     SS_TRY(open_complete(path, &f, &g, err));
+    char *prev = st->config;
     ss_status_t rc = load_all(f, g, path, m, kind, optim, noptim, st, err);
+    if (rc != SS_OK && st->config != prev) {
+        free(st->config); // a failed load leaves config as it was
+        st->config = prev;
+    }
     H5Gclose(g);
     H5Fclose(f);
     return rc;

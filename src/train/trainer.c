@@ -100,8 +100,18 @@ static ss_status_t build(ss_trainer_t *t, ss_error_t *err)
     ss_model_plan_t plan = {o->batch, 0, o->model.img_size[0], 1, o->nthreads, NULL};
     SS_TRY(ss_model_create(&t->model, &o->model, &plan, t->budget, err));
     SS_TRY(ss_model_init_weights(t->model, o->seed, err));
-    ss_model_plan_t eplan = {1, 0, o->model.img_size[0], 0, o->nthreads, NULL};
-    SS_TRY(ss_model_create(&t->eval, &o->model, &eplan, t->budget, err));
+    // The U-Net is fully convolutional: validate with a larger window (fewer windows, less
+    // overhead); UNETR's position embeddings fix its window to img_size.
+    ss_model_config_t ec = o->model;
+    if (ec.kind == SS_MODEL_UNET3D) {
+        int64_t q = ss_model_slab_quantum(&ec);
+        for (int d = 0; d < 3; d++) {
+            int64_t r = 2 * ec.img_size[d] < 128 ? 2 * ec.img_size[d] : 128;
+            ec.img_size[d] = r / q * q > ec.img_size[d] ? r / q * q : ec.img_size[d];
+        }
+    }
+    ss_model_plan_t eplan = {1, 0, ec.img_size[0], 0, o->nthreads, NULL};
+    SS_TRY(ss_model_create(&t->eval, &ec, &eplan, t->budget, err));
     SS_TRY(ss_stepper_create(&t->stepper, t->model, &o->step, t->budget, err));
     return alloc_batch(t, err);
 }

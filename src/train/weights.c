@@ -178,8 +178,12 @@ hid_t ss__train_dcpl(int ndim, const hsize_t *dims, int checksum)
         slice *= d > 0 ? chunk[d] : 1;
     }
     // Chunks stay far below HDF5's 4 GiB chunk limit and bound the read granularity.
+    // Equal chunks: HDF5 stores an edge chunk at full size, so a 2^24 split of a 102M-element
+    // optimizer vector would waste most of a chunk (~40 MB).
     hsize_t c0 = ((hsize_t)1 << 24) / slice;
-    chunk[0] = c0 < 1 ? 1 : (c0 < chunk[0] ? c0 : chunk[0]);
+    c0 = c0 < 1 ? 1 : c0;
+    hsize_t nchunks = (chunk[0] + c0 - 1) / c0;
+    chunk[0] = (chunk[0] + nchunks - 1) / nchunks;
     if (H5Pset_chunk(p, ndim, chunk) < 0 || H5Pset_fletcher32(p) < 0) {
         H5Pclose(p);
         return -1;
