@@ -36,9 +36,9 @@ static void make_case(int c, float *img, uint8_t *lab)
     }
 }
 
-static void make_file(const char *path, int ncases)
+static void make_file(const char *path, int ncases, int folds)
 {
-    ss_h5data_meta_t m = {4, g_chan, SS_TARGET_REGIONS, "brats", "synthetic", 3, 0.25, 0, 8, 1};
+    ss_h5data_meta_t m = {4, g_chan, SS_TARGET_REGIONS, "brats", "synthetic", 3, 0.25, folds, 8, 1};
     ss_h5data_writer_t *w = NULL;
     ss_error_t err;
     ck_assert_msg(ss_h5data_create(path, &m, &w, &err) == SS_OK, "%s", err.msg);
@@ -57,7 +57,7 @@ static void make_file(const char *path, int ncases)
         ck_assert_msg(ss_h5data_write_case(w, &hc, &err) == SS_OK, "%s", err.msg);
     }
     int assign[8];
-    ss_h5data_split(ncases, m.val_fraction, 0, m.split_seed, assign);
+    ss_h5data_split(ncases, m.val_fraction, folds, m.split_seed, assign);
     ck_assert_int_eq(ss_h5data_write_split(w, np, assign, ncases, &err), SS_OK);
     ck_assert_msg(ss_h5data_commit(&w, NULL, &err) == SS_OK, "%s", err.msg);
     free(img);
@@ -70,13 +70,17 @@ static void setup(void)
     ck_assert_ptr_nonnull(mkdtemp(g_dir));
     char path[512];
     snprintf(path, sizeof(path), "%s/d.h5", g_dir);
-    make_file(path, 4);
+    make_file(path, 4, 0);
+    snprintf(path, sizeof(path), "%s/f.h5", g_dir);
+    make_file(path, 4, 2);
 }
 
 static void teardown(void)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/d.h5", g_dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/f.h5", g_dir);
     unlink(path);
     rmdir(g_dir);
 }
@@ -180,6 +184,29 @@ START_TEST(tc_resume_exact)
 }
 END_TEST
 
+// data.fold: fold k is held out (validated on), the others are trained on; a file without folds
+// is refused naming the key.
+START_TEST(tc_folds)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/f.h5", g_dir);
+    ss_train_opts_t o = tiny_opts(path, 1);
+    o.sampler.val_fold = 1;
+    ss_trainer_t *t = NULL;
+    ss_error_t err;
+    ck_assert_msg(ss_trainer_create(&t, &o, NULL, &err) == SS_OK, "%s", err.msg);
+    ss_val_result_t v;
+    ck_assert_int_eq(ss_trainer_validate(t, &v, &err), SS_OK);
+    ck_assert_int_eq(v.ncases, 2); // 4 cases in 2 folds
+    ss_trainer_destroy(&t);
+    snprintf(path, sizeof(path), "%s/d.h5", g_dir);
+    o = tiny_opts(path, 1);
+    o.sampler.val_fold = 0;
+    ck_assert_int_ne(ss_trainer_create(&t, &o, NULL, &err), SS_OK);
+    ck_assert_ptr_nonnull(strstr(err.msg, "data.fold"));
+}
+END_TEST
+
 static Suite *trainer_suite(void)
 {
     Suite *s = suite_create("trainer");
@@ -188,6 +215,7 @@ static Suite *trainer_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, tc_overfit);
     tcase_add_test(tc, tc_resume_exact);
+    tcase_add_test(tc, tc_folds);
     suite_add_tcase(s, tc);
     return s;
 }

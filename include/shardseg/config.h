@@ -6,7 +6,7 @@
 //            hidden_size, mlp_dim, num_heads, num_layers, qkv_bias, res_block, conv_block,
 //            dropout_rate, proj_type, norm_name, depth, base_filters, convs_per_level
 //   [data]   file, patch, fold, samples_per_case, fg_fraction, fg_samples, flip,
-//            intensity_scale, intensity_shift, prefetch
+//            intensity_scale, intensity_shift, prefetch, rot90
 //   [train]  steps, epochs, batch, seed, threads, val_interval, val_metric, val_cases,
 //            val_overlap, checkpoint_interval, keep_checkpoints
 //   [optim]  name, lr, weight_decay, betas, eps, momentum, dampening, nesterov, clip_norm,
@@ -57,6 +57,7 @@ typedef struct {
     int flip_axes;                 // sampler flip_axes bitmask (1 = i, 2 = j, 4 = k)
     double intensity_scale, intensity_shift;
     int prefetch;
+    int rot90; // sampler quarter turns in the J-K plane
     // [train]
     int64_t steps;  // optimizer steps (0: from epochs)
     int64_t epochs; // epochs of samples_per_case patches per training case (0: from steps)

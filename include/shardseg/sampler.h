@@ -46,6 +46,7 @@ typedef struct {
     uint64_t seed;
     int prefetch;   // patches prepared ahead by a worker thread (0: synchronous)
     int fg_samples; // foreground positions kept per case (0: 4096)
+    int val_fold;   // -1: train on /split/train; k >= 0: train on every case not in fold k
     int rot90;      // 1: turn each patch by 0, 90, 180 or 270 degrees in the J-K plane (uniform;
                     // 0 or 180 only when patch[1] != patch[2]); 0: no turns (the default)
 } ss_sampler_config_t;

@@ -181,11 +181,8 @@ static ss_status_t make_dir(const char *dir, ss_error_t *err)
 // The trainer's options from the resolved configuration.
 static ss_status_t opts_from_config(const ss_train_config_t *c, ss_train_opts_t *o, int nthreads, ss_error_t *err)
 {
+    (void)err;
     ss_train_opts_default(o);
-    if (c->fold >= 0) {
-        SS_FAIL(err, SS_EUNSUPPORTED, "data.fold: cross-validation folds are not selectable yet; "
-                "use -1 (the file's /split) or prep with --val-fraction");
-    }
     o->data = c->data;
     o->model = c->model;
     o->step = c->step;
@@ -195,6 +192,8 @@ static ss_status_t opts_from_config(const ss_train_config_t *c, ss_train_opts_t 
     o->sampler.scale = (float)c->intensity_scale;
     o->sampler.shift = (float)c->intensity_shift;
     o->sampler.prefetch = c->prefetch;
+    o->sampler.rot90 = c->rot90;
+    o->sampler.val_fold = c->fold;
     o->steps = c->steps;
     o->epochs = c->epochs;
     o->samples_per_case = c->samples_per_case;

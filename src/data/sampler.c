@@ -63,6 +63,7 @@ void ss_sampler_config_init(ss_sampler_config_t *c)
     c->shift = 0.1f;
     c->prefetch = 2;
     c->fg_samples = 4096;
+    c->val_fold = -1;
 }
 
 static ss_status_t config_check(const ss_sampler_config_t *c, ss_error_t *err)
@@ -135,8 +136,13 @@ static ss_status_t collect_cases(ss_sampler_t *s, ss_error_t *err)
     if (s->cases == NULL) {
         SS_FAIL(err, SS_ENOMEM, "sampler: out of memory");
     }
+    if (s->cfg.val_fold >= 0 && ss_h5data_fold(s->d, 0) < 0) {
+        SS_FAIL(err, SS_EINVAL, "data.fold: the data file has no folds; prep it with --folds K");
+    }
     for (int i = 0; i < n; i++) {
-        if (has_split && ss_h5data_is_val(s->d, i) != 0) {
+        int held_out = s->cfg.val_fold >= 0 ? ss_h5data_fold(s->d, i) == s->cfg.val_fold
+                                            : has_split && ss_h5data_is_val(s->d, i) != 0;
+        if (held_out) {
             continue;
         }
         ss_h5data_info_t info;

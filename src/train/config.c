@@ -82,6 +82,7 @@ static const key_def_t g_keys[] = {
     {"data", "intensity_scale", T_DBL, O(intensity_scale), NULL, 0, 0},
     {"data", "intensity_shift", T_DBL, O(intensity_shift), NULL, 0, 0},
     {"data", "prefetch", T_INT, O(prefetch), NULL, 0, 0},
+    {"data", "rot90", T_BOOL, O(rot90), NULL, 0, 0},
     {"train", "steps", T_I64, O(steps), NULL, 0, 0},
     {"train", "epochs", T_I64, O(epochs), NULL, 0, 0},
     {"train", "batch", T_I64, O(batch), NULL, 0, 0},

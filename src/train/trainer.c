@@ -50,6 +50,13 @@ static ss_status_t check_data(ss_trainer_t *t, ss_error_t *err)
     return SS_OK;
 }
 
+// Validation cases: fold sampler.val_fold when set, else the file's /split/val.
+static int is_val(const ss_trainer_t *t, const ss_h5data_t *d, int i)
+{
+    int k = t->o.sampler.val_fold;
+    return k >= 0 ? ss_h5data_fold(d, i) == k : ss_h5data_is_val(d, i) == 1;
+}
+
 // Steps from epochs when steps is 0; the cosine/poly horizon t_max = 0 becomes the run's length
 // after warm-up.
 static ss_status_t resolve_steps(ss_trainer_t *t, ss_error_t *err)
@@ -58,7 +65,7 @@ static ss_status_t resolve_steps(ss_trainer_t *t, ss_error_t *err)
     if (o->steps == 0) {
         int ntrain = 0;
         for (int i = 0; i < ss_h5data_ncases(t->data); i++) {
-            ntrain += ss_h5data_is_val(t->data, i) != 1;
+            ntrain += !is_val(t, t->data, i);
         }
         o->steps = o->epochs * (o->samples_per_case > 0 ? o->samples_per_case : 1) * ntrain / o->batch;
     }
@@ -100,16 +107,9 @@ static ss_status_t build(ss_trainer_t *t, ss_error_t *err)
     ss_model_plan_t plan = {o->batch, 0, o->model.img_size[0], 1, o->nthreads, NULL};
     SS_TRY(ss_model_create(&t->model, &o->model, &plan, t->budget, err));
     SS_TRY(ss_model_init_weights(t->model, o->seed, err));
-    // The U-Net is fully convolutional: validate with a larger window (fewer windows, less
-    // overhead); UNETR's position embeddings fix its window to img_size.
+    // Validation windows have the training patch size: instance-norm statistics depend on the
+    // window, so a larger window (tempting for the fully convolutional U-Net) changes the output.
     ss_model_config_t ec = o->model;
-    if (ec.kind == SS_MODEL_UNET3D) {
-        int64_t q = ss_model_slab_quantum(&ec);
-        for (int d = 0; d < 3; d++) {
-            int64_t r = 2 * ec.img_size[d] < 128 ? 2 * ec.img_size[d] : 128;
-            ec.img_size[d] = r / q * q > ec.img_size[d] ? r / q * q : ec.img_size[d];
-        }
-    }
     ss_model_plan_t eplan = {1, 0, ec.img_size[0], 0, o->nthreads, NULL};
     SS_TRY(ss_model_create(&t->eval, &ec, &eplan, t->budget, err));
     SS_TRY(ss_stepper_create(&t->stepper, t->model, &o->step, t->budget, err));
@@ -242,7 +242,7 @@ ss_status_t ss_trainer_validate(ss_trainer_t *t, ss_val_result_t *v, ss_error_t 
     memcpy(ss_model_weights(t->eval), ss_model_weights(t->model),
            (size_t)ss_model_numel(t->model) * sizeof(float));
     for (int i = 0; i < ss_h5data_ncases(t->valdata); i++) {
-        if (ss_h5data_is_val(t->valdata, i) != 1 || (t->o.val_cases > 0 && v->ncases >= t->o.val_cases)) {
+        if (!is_val(t, t->valdata, i) || (t->o.val_cases > 0 && v->ncases >= t->o.val_cases)) {
             continue;
         }
         double d[SS_H5DATA_MAX_CHAN];
