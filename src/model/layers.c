@@ -413,28 +413,30 @@ ss_status_t tblock_init(ss_model_t *m,
     t->heads = heads;
     int64_t h3 = 3 * hidden, wq[2] = {h3, hidden}, wo[2] = {hidden, hidden};
     int64_t w1[2] = {mlp, hidden}, w2[2] = {hidden, mlp};
-    // MONAI: Linear weights trunc_normal(std 0.02), biases 0; LayerNorm weight 1, bias 0.
+    // MONAI's transformer Linear layers keep PyTorch's default init, U(+-1/sqrt(in)) for weight
+    // and bias (only the position embeddings get trunc_normal(0.02)); LayerNorm weight 1, bias 0.
+    double bh = 1.0 / sqrt((double)hidden), bm = 1.0 / sqrt((double)mlp);
     snprintf(name, sizeof(name), "%s.norm1", prefix);
     SS_TRY(model_param_add(m, &t->ln1_w, name, "weight", 1, &hidden, SS_INIT_ONE, 0, err));
     SS_TRY(model_param_add(m, &t->ln1_b, name, "bias", 1, &hidden, SS_INIT_ZERO, 0, err));
     snprintf(name, sizeof(name), "%s.attn.qkv", prefix);
-    SS_TRY(model_param_add(m, &t->qkv_w, name, "weight", 2, wq, SS_INIT_TRUNC_NORMAL, 0.02, err));
+    SS_TRY(model_param_add(m, &t->qkv_w, name, "weight", 2, wq, SS_INIT_UNIFORM, bh, err));
     t->qkv_b = -1;
     if (qkv_bias) {
-        SS_TRY(model_param_add(m, &t->qkv_b, name, "bias", 1, &h3, SS_INIT_ZERO, 0, err));
+        SS_TRY(model_param_add(m, &t->qkv_b, name, "bias", 1, &h3, SS_INIT_UNIFORM, bh, err));
     }
     snprintf(name, sizeof(name), "%s.attn.out_proj", prefix);
-    SS_TRY(model_param_add(m, &t->proj_w, name, "weight", 2, wo, SS_INIT_TRUNC_NORMAL, 0.02, err));
-    SS_TRY(model_param_add(m, &t->proj_b, name, "bias", 1, &hidden, SS_INIT_ZERO, 0, err));
+    SS_TRY(model_param_add(m, &t->proj_w, name, "weight", 2, wo, SS_INIT_UNIFORM, bh, err));
+    SS_TRY(model_param_add(m, &t->proj_b, name, "bias", 1, &hidden, SS_INIT_UNIFORM, bh, err));
     snprintf(name, sizeof(name), "%s.norm2", prefix);
     SS_TRY(model_param_add(m, &t->ln2_w, name, "weight", 1, &hidden, SS_INIT_ONE, 0, err));
     SS_TRY(model_param_add(m, &t->ln2_b, name, "bias", 1, &hidden, SS_INIT_ZERO, 0, err));
     snprintf(name, sizeof(name), "%s.mlp.linear1", prefix);
-    SS_TRY(model_param_add(m, &t->fc1_w, name, "weight", 2, w1, SS_INIT_TRUNC_NORMAL, 0.02, err));
-    SS_TRY(model_param_add(m, &t->fc1_b, name, "bias", 1, &mlp, SS_INIT_ZERO, 0, err));
+    SS_TRY(model_param_add(m, &t->fc1_w, name, "weight", 2, w1, SS_INIT_UNIFORM, bh, err));
+    SS_TRY(model_param_add(m, &t->fc1_b, name, "bias", 1, &mlp, SS_INIT_UNIFORM, bh, err));
     snprintf(name, sizeof(name), "%s.mlp.linear2", prefix);
-    SS_TRY(model_param_add(m, &t->fc2_w, name, "weight", 2, w2, SS_INIT_TRUNC_NORMAL, 0.02, err));
-    SS_TRY(model_param_add(m, &t->fc2_b, name, "bias", 1, &hidden, SS_INIT_ZERO, 0, err));
+    SS_TRY(model_param_add(m, &t->fc2_w, name, "weight", 2, w2, SS_INIT_UNIFORM, bm, err));
+    SS_TRY(model_param_add(m, &t->fc2_b, name, "bias", 1, &hidden, SS_INIT_UNIFORM, bm, err));
     int64_t xs[2] = {batch * tokens, hidden};
     ss_tensor_t xd = shape_only(2, xs);
     ss_attention_params_t ap = {0};
