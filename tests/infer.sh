@@ -2,11 +2,12 @@
 # shardseg infer: synthetic cases (shardseg synth, 64x64x48) and a tiny U-Net (16^3 ROI). The
 # prediction has the input's shape and affine (tests/niicheck), uint8 labels of the input's
 # convention; a raw case folder, its MSD 4D image and its case of the prep'd data.h5 give the same
-# labels (prep and infer preprocess identically); folders of cases, a prep'd file and 2 MPI ranks
-# give the same files as one case at a time. Bad input (weights for other channels, a missing
-# modality, unwritable --out, an --input that is no case): ONE 'shardseg infer:' line, exit 2,
-# nothing left behind. The real cases in $SS_REAL_DATA (skipped when absent): output geometry
-# equals the input's.
+# labels (prep and infer preprocess identically), and so does our PyTorch port of MONAI's
+# sliding_window_inference (skipped without torch/nibabel/h5py); folders of cases, a prep'd file
+# and 2 MPI ranks give the same files as one case at a time. Bad input (weights for other
+# channels, a missing modality, unwritable --out, an --input that is no case): ONE
+# 'shardseg infer:' line, exit 2, nothing left behind. The real cases in $SS_REAL_DATA (skipped
+# when absent): output geometry equals the input's.
 set -u
 [ -n "${SS_SANITIZED:-}" ] && export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 b="${SS_BUILDDIR:-.}"
@@ -54,6 +55,17 @@ run infer --weights "$tmp/w.h5" --input "$tmp/msd/imagesTr/BRATS_001.nii.gz" --o
 "$chk" same "$tmp/a.nii.gz" "$tmp/m4.nii.gz" || fail "MSD image and BraTS folder predictions differ"
 run infer --weights "$tmp/w.h5" --input "$c0" --out "$tmp/t.nii.gz" --tta --mode constant
 "$chk" labels "$tmp/t.nii.gz" 0,1,2,4 >/dev/null || fail "tta: bad labels"
+
+# --- optional: our PyTorch port of MONAI's sliding_window_inference (bench/torch_infer.py) ---
+src="${SS_SRCDIR:-.}"
+if /usr/bin/python3 -c 'import torch, nibabel, h5py' 2>/dev/null; then
+    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 "$src/bench/torch_infer.py" --weights "$tmp/w.h5" \
+        --case "$c0" --out "$tmp/torch.nii.gz" --compare "$tmp/a.nii.gz" >"$tmp/log" 2>&1 ||
+        { fail "bench/torch_infer.py"; cat "$tmp/log"; }
+    grep -q 'agreement=1.000000' "$tmp/log" || { fail "PyTorch/MONAI port disagrees"; cat "$tmp/log"; }
+else
+    echo "skip: /usr/bin/python3 lacks torch, nibabel or h5py (PyTorch cross-check)"
+fi
 
 # --- many cases: a folder, a prep'd file, two MPI ranks ---
 run infer --weights "$tmp/w.h5" --input "$tmp/raw" --out "$tmp/o1"

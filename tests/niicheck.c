@@ -23,8 +23,8 @@ static float *load(const char *path, ss_nifti_header_t *h)
     return d;
 }
 
-static int geom(const ss_nifti_header_t *a, const ss_nifti_header_t *b, const char *pa,
-                const char *pb)
+static int
+geom(const ss_nifti_header_t *a, const ss_nifti_header_t *b, const char *pa, const char *pb)
 {
     for (int i = 0; i < 3; i++) {
         if (a->dim[i] != b->dim[i]) {

@@ -32,12 +32,12 @@ extern "C" {
 
 // A raw case after ss_prepare_load: the cropped, z-scored image and where it came from.
 typedef struct {
-    ss_nifti_header_t hdr;        // geometry of the first image file (dim[3] = 1): the original grid
-    ss_dataset_layout_t layout;   // msd, brats or brats2023 (the label convention of the input)
-    ss_box_t crop;                // in original voxel indices
-    int64_t dim[3];               // cropped extents
-    float *image;                 // [C][dim] (C = SS_DATASET_NCHAN) z-scored, at the buffer's start
-    size_t image_bytes;           // allocation size (the uncropped image)
+    ss_nifti_header_t hdr;      // geometry of the first image file (dim[3] = 1): the original grid
+    ss_dataset_layout_t layout; // msd, brats or brats2023 (the label convention of the input)
+    ss_box_t crop;              // in original voxel indices
+    int64_t dim[3];             // cropped extents
+    float *image;               // [C][dim] (C = SS_DATASET_NCHAN) z-scored (crop-sized buffer)
+    size_t image_bytes;         // allocation size
     double mean[SS_DATASET_NCHAN], std[SS_DATASET_NCHAN]; // z-score statistics
 } ss_prepared_t;
 
@@ -73,7 +73,8 @@ ss_status_t ss_prepare_image(float *image,
                              ss_error_t *err);
 
 // Reads the image channels of c (checking that they share shape and affine; the label is not
-// read) and preprocesses them with ss_prepare_image (no label: the box is the brain's).
+// read) and preprocesses them with ss_prepare_image (no label: the box is the brain's). Peak
+// memory: the uncropped image plus the mask; the result is moved to a buffer of the crop's size.
 ss_status_t ss_prepare_load(const ss_case_t *c,
                             ss_dataset_layout_t layout,
                             ss_prepared_t *out,

@@ -31,7 +31,8 @@ static const char g_usage[] =
     "                      [--labels brats|brats2023|msd]\n"
     "       shardseg infer --weights W.h5 --input DIR --out OUTDIR [...]\n"
     "CASE: a BraTS 2018-21 / 2023 case folder, an MSD 4D image (imagesTr/<case>.nii.gz), or\n"
-    "data.h5:CASE (a case of a prep'd file). Raw cases are preprocessed as prep does. DIR: a folder\n"
+    "data.h5:CASE (a case of a prep'd file). Raw cases are preprocessed as prep does. DIR: a "
+    "folder\n"
     "of case folders, an MSD dataset (imagesTr/) or a prep'd data.h5 (all its cases); each case\n"
     "goes to OUTDIR/<case>.nii.gz, cases dealt over the MPI ranks.\n"
     "Output: uint8 labels in the input's convention (brats: 1 NCR, 2 ED, 4 ET; brats2023: 1 NCR,\n"
@@ -112,14 +113,13 @@ static int check_opts(const infer_opts_t *o, infer_run_t *r, const char *cmd)
         return SS_EXIT_USAGE;
     }
     if (strcmp(o->mode, "gaussian") != 0 && strcmp(o->mode, "constant") != 0) {
-        ss_cli_error(cmd, "--mode: '%s' is not a blending mode; use gaussian or constant",
-                     o->mode);
+        ss_cli_error(cmd, "--mode: '%s' is not a blending mode; use gaussian or constant", o->mode);
         return SS_EXIT_USAGE;
     }
     r->labels = SS_DATASET_AUTO;
-    if (o->labels != NULL && (ss_dataset_layout_parse(o->labels, "--labels", &r->labels, &err) !=
-                                  SS_OK ||
-                              r->labels == SS_DATASET_AUTO)) {
+    if (o->labels != NULL &&
+        (ss_dataset_layout_parse(o->labels, "--labels", &r->labels, &err) != SS_OK ||
+         r->labels == SS_DATASET_AUTO)) {
         ss_cli_error(cmd, "--labels: '%s' is not a label convention; use brats, brats2023 or msd",
                      o->labels);
         return SS_EXIT_USAGE;
@@ -209,8 +209,35 @@ static ss_status_t list_cases(const char *dir, int msd, char ***names, int *n, s
     return rc;
 }
 
+// Adds case `name` of folder `where` (an MSD image when msd) with output outdir/<case>.nii.gz.
+// Its files are located now: a broken case stops the run before any output is written.
+static ss_status_t add_dir_case(infer_run_t *r,
+                                const char *where,
+                                const char *name,
+                                int msd,
+                                const char *outdir,
+                                ss_error_t *err)
+{
+    char stem[1024], in[4096], out[4096];
+    snprintf(stem, sizeof(stem), "%s", name);
+    char *dot = strstr(stem, ".nii");
+    if (msd && dot != NULL) {
+        *dot = '\0';
+    }
+    if (snprintf(in, sizeof(in), "%s/%s", where, name) >= (int)sizeof(in) ||
+        snprintf(out, sizeof(out), "%s/%s.nii.gz", outdir, stem) >= (int)sizeof(out)) {
+        SS_FAIL(err, SS_EINVAL, "%s/%s: path too long", where, name);
+    }
+    ss_case_t c;
+    ss_dataset_layout_t found;
+    SS_TRY(ss_prepare_locate(in, SS_DATASET_AUTO, &c, &found, err));
+    ss_prepare_case_free(&c);
+    return add_item(r, in, out, err);
+}
+
 // One item per case of a folder of cases (BraTS folders, an MSD root or its imagesTr).
-static ss_status_t items_of_dir(infer_run_t *r, const char *dir, const char *outdir, ss_error_t *err)
+static ss_status_t
+items_of_dir(infer_run_t *r, const char *dir, const char *outdir, ss_error_t *err)
 {
     char *imgs = dup_str(dir, "/imagesTr", "");
     int msd = imgs != NULL && is_dir(imgs);
@@ -229,28 +256,7 @@ static ss_status_t items_of_dir(infer_run_t *r, const char *dir, const char *out
                           dir);
     }
     for (int i = 0; i < n; i++) {
-        char *in = dup_str(where, "/", names[i]), stem[1024];
-        snprintf(stem, sizeof(stem), "%s", names[i]);
-        char *dot = strstr(stem, ".nii");
-        if (msd && dot != NULL) {
-            *dot = '\0';
-        }
-        char *out = dup_str(outdir, "/", stem);
-        char *outf = out ? dup_str(out, ".nii.gz", "") : NULL;
-        // Every case's files are located up front: a broken case stops the run before any
-        // output is written.
-        ss_case_t c;
-        ss_dataset_layout_t found;
-        if (rc == SS_OK && in != NULL &&
-            (rc = ss_prepare_locate(in, SS_DATASET_AUTO, &c, &found, err)) == SS_OK) {
-            ss_prepare_case_free(&c);
-        }
-        if (rc == SS_OK) {
-            rc = in && outf ? add_item(r, in, outf, err) : SS_ENOMEM;
-        }
-        free(in);
-        free(out);
-        free(outf);
+        rc = rc == SS_OK ? add_dir_case(r, where, names[i], msd, outdir, err) : rc;
         free(names[i]);
     }
     free(names);
@@ -259,7 +265,8 @@ static ss_status_t items_of_dir(infer_run_t *r, const char *dir, const char *out
 }
 
 // One item per case of a prep'd file.
-static ss_status_t items_of_h5(infer_run_t *r, const char *file, const char *outdir, ss_error_t *err)
+static ss_status_t
+items_of_h5(infer_run_t *r, const char *file, const char *outdir, ss_error_t *err)
 {
     ss_h5data_t *d = NULL;
     SS_TRY(ss_h5data_open(file, &d, err));
@@ -314,8 +321,8 @@ static ss_status_t make_items(infer_run_t *r, ss_error_t *err)
 
 // Reads case `name` of the prep'd file (already cropped and z-scored) into *pc, with the
 // original grid's geometry from its attributes.
-static ss_status_t load_h5(infer_run_t *r, const char *file, const char *name, ss_prepared_t *pc,
-                           ss_error_t *err)
+static ss_status_t
+load_h5(infer_run_t *r, const char *file, const char *name, ss_prepared_t *pc, ss_error_t *err)
 {
     ss_h5data_t *d = NULL;
     SS_TRY(ss_h5data_open(file, &d, err));
@@ -358,8 +365,8 @@ static ss_status_t load_h5(infer_run_t *r, const char *file, const char *name, s
 }
 
 // Loads item it as network input: a prep'd case, or a raw case preprocessed as prep does.
-static ss_status_t load_case(infer_run_t *r, const infer_item_t *it, ss_prepared_t *pc,
-                             ss_error_t *err)
+static ss_status_t
+load_case(infer_run_t *r, const infer_item_t *it, ss_prepared_t *pc, ss_error_t *err)
 {
     char file[4096];
     const char *name = NULL;
@@ -391,8 +398,11 @@ static ss_status_t load_case(infer_run_t *r, const infer_item_t *it, ss_prepared
 
 // Label of a voxel from its region logits (sigmoid > 0.5 <=> logit > 0): ET = et, NCR / non-
 // enhancing = tc & !et, ED = wt & !tc, in the convention's values lab[ET], lab[NCR], lab[ED].
-static void regions_to_labels(float *full, const float *logits, const ss_prepared_t *pc,
-                              int64_t cout, ss_dataset_layout_t conv)
+static void regions_to_labels(float *full,
+                              const float *logits,
+                              const ss_prepared_t *pc,
+                              int64_t cout,
+                              ss_dataset_layout_t conv)
 {
     static const float brats[3] = {4, 1, 2}, b23[3] = {3, 1, 2}, msd[3] = {3, 2, 1};
     const float *lab = conv == SS_DATASET_MSD ? msd : (conv == SS_DATASET_BRATS2023 ? b23 : brats);
@@ -414,8 +424,8 @@ static void regions_to_labels(float *full, const float *logits, const ss_prepare
 }
 
 // Blends the network over the case and writes the label map in the original grid.
-static ss_status_t predict(infer_run_t *r, const infer_item_t *it, const ss_prepared_t *pc,
-                           ss_error_t *err)
+static ss_status_t
+predict(infer_run_t *r, const infer_item_t *it, const ss_prepared_t *pc, ss_error_t *err)
 {
     const int64_t cout = r->cfg.out_channels;
     const int64_t vol = pc->dim[0] * pc->dim[1] * pc->dim[2];
@@ -465,6 +475,10 @@ static ss_status_t infer_item(infer_run_t *r, const infer_item_t *it, ss_error_t
                it->out);
         fflush(stdout);
     }
+    SS_LOG_DEBUG("infer: model parameters %zu bytes, activation peak %zu bytes, case buffers "
+                 "peak %zu bytes",
+                 ss_model_param_bytes(r->m), ss_model_activation_peak(r->m),
+                 ss_budget_peak(&r->budget));
     ss_prepare_free(&pc, &r->budget);
     return rc;
 }
@@ -481,7 +495,8 @@ static ss_status_t open_model(infer_run_t *r, ss_error_t *err)
     }
     ss_model_plan_t p = {1, 0, r->cfg.img_size[0], 0, r->ctx->nthreads, NULL};
     SS_TRY(ss_model_create(&r->m, &r->cfg, &p, NULL, err));
-    return ss_weights_load(r->o->weights, r->m, err);
+    SS_TRY(ss_weights_load(r->o->weights, r->m, err));
+    return SS_OK;
 }
 
 // This rank's items (i % P == rank), a round of P at a time; every round ends agreed, so the
@@ -516,6 +531,32 @@ static void run_free(infer_run_t *r)
     ss_model_destroy(&r->m);
 }
 
+// Runs the command once MPI is up; every rank returns the same exit code, rank 0 prints the
+// error. After an agreed failure no rank waits for another, so MPI ends normally (main's
+// ss_dist_abort would add Open MPI's abort banner to the one error line).
+static int infer_main(ss_cli_ctx_t *ctx, const char *cmd, infer_run_t *r)
+{
+    r->ctx = ctx;
+    ss_budget_init(&r->budget, ctx->mem_limit);
+    r->ex = (ss_exec_t){ctx->nthreads, NULL, 0, NULL};
+    ss_error_t err, ignored;
+    ss_error_clear(&err);
+    ss_status_t st = infer_run(r, &err);
+    run_free(r);
+    (void)ss_comm_barrier(ctx->world, &ignored);
+    if (st == SS_OK) {
+        return SS_EXIT_OK;
+    }
+    int rc = ss_cli_exit_code(err.code);
+    if (ctx->rank == 0) {
+        ss_cli_fail(cmd, &err);
+    }
+    if (ctx->nranks > 1) {
+        ss_dist_finalize();
+    }
+    return rc;
+}
+
 int ss_cli_cmd_infer(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
 {
     infer_opts_t o;
@@ -523,9 +564,12 @@ int ss_cli_cmd_infer(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
     o.mode = "gaussian";
     o.overlap = 0.5;
     const ss_cli_opt_t opts[] = {
-        {"weights", 'w', SS_OPT_STRING, &o.weights, "W.h5", "weights file (shardseg weights)", 1, 0},
-        {"input", 'i', SS_OPT_STRING, &o.input, "CASE", "case folder, MSD image, data.h5:CASE or a "
-         "folder of cases", 1, 0},
+        {"weights", 'w', SS_OPT_STRING, &o.weights, "W.h5", "weights file (shardseg weights)", 1,
+         0},
+        {"input", 'i', SS_OPT_STRING, &o.input, "CASE",
+         "case folder, MSD image, data.h5:CASE or a "
+         "folder of cases",
+         1, 0},
         {"out", 'o', SS_OPT_STRING, &o.out, "PATH", "output .nii.gz (a folder for many cases)", 1,
          0},
         {"overlap", 0, SS_OPT_DOUBLE, &o.overlap, "F", "window overlap in [0, 1) (default 0.5)", 0,
@@ -558,25 +602,6 @@ int ss_cli_cmd_infer(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
-    r.ctx = ctx;
     r.o = &o;
-    ss_budget_init(&r.budget, ctx->mem_limit);
-    r.ex = (ss_exec_t){ctx->nthreads, NULL, 0, NULL};
-    ss_error_t err;
-    ss_error_clear(&err);
-    ss_status_t st = infer_run(&r, &err);
-    run_free(&r);
-    ss_error_t ignored;
-    (void)ss_comm_barrier(ctx->world, &ignored);
-    if (st != SS_OK) {
-        rc = ss_cli_exit_code(err.code);
-        if (ctx->rank == 0) {
-            ss_cli_fail(cmd, &err);
-        }
-        if (ctx->nranks > 1) {
-            ss_dist_finalize();
-        }
-        return rc;
-    }
-    return SS_EXIT_OK;
+    return infer_main(ctx, cmd, &r);
 }

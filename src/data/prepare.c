@@ -46,7 +46,8 @@ static int is_dir(const char *path)
 static int has_nii_suffix(const char *p)
 {
     size_t n = strlen(p);
-    return (n > 7 && strcmp(p + n - 7, ".nii.gz") == 0) || (n > 4 && strcmp(p + n - 4, ".nii") == 0);
+    return (n > 7 && strcmp(p + n - 7, ".nii.gz") == 0) ||
+           (n > 4 && strcmp(p + n - 4, ".nii") == 0);
 }
 
 // The folder's name without trailing slashes, as a new string ("a/b/" -> "b").
@@ -126,7 +127,8 @@ static ss_status_t locate_msd(const char *path, ss_case_t *c, ss_error_t *err)
     const char *slash = strrchr(path, '/');
     const char *file = slash ? slash + 1 : path;
     size_t n = strlen(file);
-    c->name = dup_printf("%.*s", (int)(n - (n > 7 && strcmp(file + n - 7, ".gz") == 0 ? 7 : 4)), file);
+    c->name =
+        dup_printf("%.*s", (int)(n - (n > 7 && strcmp(file + n - 7, ".gz") == 0 ? 7 : 4)), file);
     c->label = dup_printf("%.*s../labelsTr/%s", (int)(file - path), path, file);
     int ok = c->name != NULL && c->label != NULL;
     for (int ch = 0; ch < SS_DATASET_NCHAN && ok; ch++) {
@@ -261,6 +263,23 @@ static ss_status_t image_headers(const ss_case_t *c,
     return ss_preprocess_check_geometry(hdrs, paths, *n, err);
 }
 
+// Moves the cropped image into a buffer of its own size: the brain box is typically a third of
+// a BraTS volume, and the uncropped buffer would otherwise stay allocated through inference.
+static ss_status_t shrink(ss_prepared_t *p, ss_budget_t *b, ss_error_t *err)
+{
+    size_t bytes = (size_t)(SS_DATASET_NCHAN * p->dim[0] * p->dim[1] * p->dim[2]) * sizeof(float);
+    float *small = NULL;
+    if (bytes == p->image_bytes) {
+        return SS_OK;
+    }
+    SS_TRY(ss_aligned_alloc((void **)&small, bytes, b, "cropped case", err));
+    memcpy(small, p->image, bytes);
+    ss_aligned_free(p->image, p->image_bytes, b);
+    p->image = small;
+    p->image_bytes = bytes;
+    return SS_OK;
+}
+
 ss_status_t ss_prepare_load(const ss_case_t *c,
                             ss_dataset_layout_t layout,
                             ss_prepared_t *out,
@@ -292,7 +311,9 @@ ss_status_t ss_prepare_load(const ss_case_t *c,
         for (int a = 0; a < 3; a++) {
             out->dim[a] = out->crop.end[a] - out->crop.start[a];
         }
-    } else {
+        rc = shrink(out, b, err);
+    }
+    if (rc != SS_OK) {
         ss_error_prefix(err, "case %s", c->name);
         ss_prepare_free(out, b);
     }
