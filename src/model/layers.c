@@ -6,6 +6,7 @@
 
 #include "shardseg/act.h"
 #include "shardseg/attention.h"
+#include "shardseg/layout.h"
 
 #include "model_impl.h"
 
@@ -106,17 +107,51 @@ ss_status_t convt_init(ss_model_t *m,
     return SS_OK;
 }
 
-ss_status_t
-convt_fwd(ss_model_t *m, convt_t *c, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
+static ss_status_t
+convt_run(ss_model_t *m, convt_t *c, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
 {
-    int64_t e[3] = {2 * x->shape[2], 2 * x->shape[3], 2 * x->shape[4]};
-    SS_TRY(model_act5(m, y, x->shape[0], c->cout, e, err));
     ss_tensor_t w = model_w(m, c->w), b;
     if (c->b >= 0) {
         b = model_w(m, c->b);
     }
     SS_TRY(ss_convt3d_fwd(y, x, &w, c->b >= 0 ? &b : NULL, &g_up2, &m->ex, err));
     c->x = *x;
+    return SS_OK;
+}
+
+ss_status_t
+convt_fwd(ss_model_t *m, convt_t *c, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
+{
+    int64_t e[3] = {2 * x->shape[2], 2 * x->shape[3], 2 * x->shape[4]};
+    SS_TRY(model_act5(m, y, x->shape[0], c->cout, e, err));
+    return convt_run(m, c, y, x, err);
+}
+
+ss_status_t upsample_concat(ss_model_t *m,
+                            convt_t *c,
+                            ss_tensor_t *cat,
+                            const ss_tensor_t *x,
+                            const ss_tensor_t *skip,
+                            ss_error_t *err)
+{
+    int64_t n = x->shape[0], e[3] = {2 * x->shape[2], 2 * x->shape[3], 2 * x->shape[4]};
+    int64_t vol = e[0] * e[1] * e[2], cs = skip->shape[1];
+    SS_TRY(model_act5(m, cat, n, c->cout + cs, e, err));
+    ss_tensor_t up;
+    if (n == 1) {
+        // One sample: the upsampled channels are the first block of cat, so the transposed
+        // convolution writes there directly and only the skip is copied.
+        int64_t us[5] = {1, c->cout, e[0], e[1], e[2]};
+        SS_TRY(ss_tensor_init(&up, SS_F32, 5, us, cat->data, err));
+        SS_TRY(convt_run(m, c, &up, x, err));
+        memcpy(ss_tensor_f32(cat) + c->cout * vol, skip->data, (size_t)(cs * vol) * sizeof(float));
+        return SS_OK;
+    }
+    ss_arena_mark_t mark = ss_arena_mark(m->tmp);
+    SS_TRY(model_tmp5(m, &up, n, c->cout, e, err));
+    SS_TRY(convt_run(m, c, &up, x, err));
+    SS_TRY(ss_layout_concat_fwd(cat, &up, skip, &m->ex, err));
+    ss_arena_rewind(m->tmp, mark);
     return SS_OK;
 }
 
@@ -366,17 +401,15 @@ static ss_status_t resblock_bwd_skip(
 }
 
 ss_status_t
-resblock_bwd(ss_model_t *m, resblock_t *r, ss_tensor_t *dx, const ss_tensor_t *dy, ss_error_t *err)
+resblock_bwd(ss_model_t *m, resblock_t *r, ss_tensor_t *dx, ss_tensor_t *dy, ss_error_t *err)
 {
     ss_arena_mark_t mark = ss_arena_mark(m->tmp);
-    ss_tensor_t ds, da1;
-    SS_TRY(model_tmp_like(m, &ds, dy, err));
-    memcpy(ds.data, dy->data, ss_tensor_nbytes(dy));
-    SS_TRY(act_bwd(m, &ds, &r->out, g_lrelu, err));
-    SS_TRY(resblock_bwd_skip(m, r, dx, &ds, err));
-    SS_TRY(norm_bwd(m, &r->norm2, &ds, &ds, err));
+    ss_tensor_t *ds = dy, da1; // dy is consumed in place
+    SS_TRY(act_bwd(m, ds, &r->out, g_lrelu, err));
+    SS_TRY(resblock_bwd_skip(m, r, dx, ds, err));
+    SS_TRY(norm_bwd(m, &r->norm2, ds, ds, err));
     SS_TRY(model_tmp_like(m, &da1, &r->a1, err));
-    SS_TRY(conv_bwd(m, &r->conv2, &da1, &ds, err));
+    SS_TRY(conv_bwd(m, &r->conv2, &da1, ds, err));
     SS_TRY(act_bwd(m, &da1, &r->a1, g_lrelu, err));
     SS_TRY(norm_bwd(m, &r->norm1, &da1, &da1, err));
     if (dx != NULL) {

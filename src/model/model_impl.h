@@ -118,6 +118,14 @@ ss_status_t convt_init(ss_model_t *m,
                        ss_error_t *err);
 ss_status_t
 convt_fwd(ss_model_t *m, convt_t *c, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err);
+// cat = concat(convt(x), skip) on channels, allocated from act; with one sample the transposed
+// convolution writes straight into cat (no copy of the upsampled half).
+ss_status_t upsample_concat(ss_model_t *m,
+                            convt_t *c,
+                            ss_tensor_t *cat,
+                            const ss_tensor_t *x,
+                            const ss_tensor_t *skip,
+                            ss_error_t *err);
 ss_status_t
 convt_bwd(ss_model_t *m, convt_t *c, ss_tensor_t *dx, const ss_tensor_t *dy, ss_error_t *err);
 
@@ -162,9 +170,10 @@ ss_status_t resblock_init(ss_model_t *m,
                           ss_error_t *err);
 ss_status_t
 resblock_fwd(ss_model_t *m, resblock_t *r, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err);
-// dx (preallocated, x's shape) or NULL when the input gradient is not needed.
+// dx (preallocated, x's shape) or NULL when the input gradient is not needed. dy is used as
+// scratch (overwritten).
 ss_status_t
-resblock_bwd(ss_model_t *m, resblock_t *r, ss_tensor_t *dx, const ss_tensor_t *dy, ss_error_t *err);
+resblock_bwd(ss_model_t *m, resblock_t *r, ss_tensor_t *dx, ss_tensor_t *dy, ss_error_t *err);
 
 // Leaky ReLU / ReLU helpers (slope 0: ReLU), in place.
 ss_status_t act_fwd(ss_model_t *m, ss_tensor_t *y, float slope, ss_error_t *err);

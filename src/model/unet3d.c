@@ -73,14 +73,12 @@ cblock_fwd(ss_model_t *m, cblock_t *c, ss_tensor_t *y, const ss_tensor_t *x, ss_
     return SS_OK;
 }
 
-// dx (preallocated, or NULL for the first block) receives the input gradient.
+// dx (preallocated, or NULL for the first block) receives the input gradient; dy is scratch.
 static ss_status_t
-cblock_bwd(ss_model_t *m, cblock_t *c, ss_tensor_t *dx, const ss_tensor_t *dy, ss_error_t *err)
+cblock_bwd(ss_model_t *m, cblock_t *c, ss_tensor_t *dx, ss_tensor_t *dy, ss_error_t *err)
 {
     ss_arena_mark_t mark = ss_arena_mark(m->tmp);
-    ss_tensor_t d, prev;
-    SS_TRY(model_tmp_like(m, &d, dy, err));
-    memcpy(d.data, dy->data, ss_tensor_nbytes(dy));
+    ss_tensor_t d = *dy, prev; // dy is consumed in place
     for (int b = c->nb - 1; b >= 0; b--) {
         SS_TRY(act_bwd(m, &d, &c->out[b], 0.0f, err));
         SS_TRY(norm_bwd(m, &c->norm[b], &d, &d, err));
@@ -154,7 +152,7 @@ static ss_status_t
 unet_fwd(ss_model_t *m, ss_tensor_t *logits, const ss_tensor_t *x, ss_error_t *err)
 {
     unet_t *u = m->net;
-    ss_tensor_t h = *x, up;
+    ss_tensor_t h = *x;
     for (int l = 0; l < u->depth; l++) {
         if (l > 0) {
             SS_TRY(pool_fwd(m, u, l, &h, err));
@@ -164,10 +162,7 @@ unet_fwd(ss_model_t *m, ss_tensor_t *logits, const ss_tensor_t *x, ss_error_t *e
         h = u->skip[l];
     }
     for (int l = u->depth - 2; l >= 0; l--) {
-        SS_TRY(convt_fwd(m, &u->up[l], &up, &h, err));
-        int64_t ext[3] = {up.shape[2], up.shape[3], up.shape[4]};
-        SS_TRY(model_act5(m, &u->cat[l], up.shape[0], 2 * up.shape[1], ext, err));
-        SS_TRY(ss_layout_concat_fwd(&u->cat[l], &up, &u->skip[l], &m->ex, err));
+        SS_TRY(upsample_concat(m, &u->up[l], &u->cat[l], &h, &u->skip[l], err));
         SS_TRY(cblock_fwd(m, &u->upb[l], &h, &u->cat[l], err));
     }
     u->last = h;

@@ -228,12 +228,7 @@ static ss_status_t
 decoder_fwd(ss_model_t *m, unetr_t *u, int d, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
 {
     upblock_t *b = &u->dec[d];
-    ss_tensor_t up;
-    const ss_tensor_t *skip = skip_of(u, d);
-    SS_TRY(convt_fwd(m, &b->up, &up, x, err));
-    int64_t ext[3] = {up.shape[2], up.shape[3], up.shape[4]};
-    SS_TRY(model_act5(m, &b->cat, up.shape[0], up.shape[1] + skip->shape[1], ext, err));
-    SS_TRY(ss_layout_concat_fwd(&b->cat, &up, skip, &m->ex, err));
+    SS_TRY(upsample_concat(m, &b->up, &b->cat, x, skip_of(u, d), err));
     b->in = *x;
     return resblock_fwd(m, &b->res, y, &b->cat, err);
 }
@@ -264,7 +259,7 @@ static ss_status_t decoder_bwd(ss_model_t *m,
                                int d,
                                ss_tensor_t *dx,
                                ss_tensor_t *dskip,
-                               const ss_tensor_t *dy,
+                               ss_tensor_t *dy,
                                ss_error_t *err)
 {
     upblock_t *b = &u->dec[d];
@@ -281,8 +276,8 @@ static ss_status_t decoder_bwd(ss_model_t *m,
 }
 
 // Encoder e: gradient of its output -> gradient of its tap's tokens, added into dtok.
-static ss_status_t encoder_bwd(
-    ss_model_t *m, unetr_t *u, int e, ss_tensor_t *dtok, const ss_tensor_t *dy, ss_error_t *err)
+static ss_status_t
+encoder_bwd(ss_model_t *m, unetr_t *u, int e, ss_tensor_t *dtok, ss_tensor_t *dy, ss_error_t *err)
 {
     prup_t *p = &u->enc[e];
     ss_arena_mark_t mark = ss_arena_mark(m->tmp);
