@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "shardseg/preprocess.h"
+#include "data_impl.h"
 
 // File-name suffixes of each channel (FLAIR, T1, T1ce, T2) and the label, per case-folder layout.
 static const char *const g_brats_sfx[5] = {"_flair", "_t1", "_t1ce", "_t2", "_seg"};
@@ -66,8 +67,7 @@ const char *ss_dataset_channel_name(int c)
     return c >= 0 && c < SS_DATASET_NCHAN ? names[c] : "?";
 }
 
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...)
+char *ss__dup_printf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -82,13 +82,13 @@ static char *dup_printf(const char *fmt, ...)
     return s;
 }
 
-static int is_file(const char *path)
+int ss__is_file(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static int is_dir(const char *path)
+int ss__is_dir(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
@@ -125,11 +125,11 @@ static ss_status_t list_dir(const char *dir, int want_dirs, char ***out, int *n,
         if (e->d_name[0] == '.') {
             continue;
         }
-        char *full = dup_printf("%s/%s", dir, e->d_name);
+        char *full = ss__dup_printf("%s/%s", dir, e->d_name);
         size_t len = strlen(e->d_name);
         int keep = full != NULL &&
-                   (want_dirs ? is_dir(full)
-                              : is_file(full) &&
+                   (want_dirs ? ss__is_dir(full)
+                              : ss__is_file(full) &&
                                     ((len > 7 && strcmp(e->d_name + len - 7, ".nii.gz") == 0) ||
                                      (len > 4 && strcmp(e->d_name + len - 4, ".nii") == 0)));
         free(full);
@@ -146,7 +146,7 @@ static ss_status_t list_dir(const char *dir, int want_dirs, char ***out, int *n,
             }
             names = grown;
         }
-        names[count] = dup_printf("%s", e->d_name);
+        names[count] = ss__dup_printf("%s", e->d_name);
         if (names[count++] == NULL) {
             rc = ss_error_set(err, SS_ENOMEM, 0, __FILE__, __LINE__, __func__,
                               "%s: out of memory listing the directory", dir);
@@ -170,8 +170,8 @@ static ss_status_t list_dir(const char *dir, int want_dirs, char ***out, int *n,
 static char *find_modality(const char *dir, const char *cs, const char *sfx)
 {
     for (int e = 0; e < 2; e++) {
-        char *p = dup_printf("%s/%s%s%s", dir, cs, sfx, g_ext[e]);
-        if (p != NULL && is_file(p)) {
+        char *p = ss__dup_printf("%s/%s%s%s", dir, cs, sfx, g_ext[e]);
+        if (p != NULL && ss__is_file(p)) {
             return p;
         }
         free(p);
@@ -182,7 +182,7 @@ static char *find_modality(const char *dir, const char *cs, const char *sfx)
 // Which case-folder layout the folder `sub` of root follows: BRATS, BRATS2023 or AUTO (neither).
 static ss_dataset_layout_t folder_layout(const char *root, const char *sub)
 {
-    char *dir = dup_printf("%s/%s", root, sub);
+    char *dir = ss__dup_printf("%s/%s", root, sub);
     ss_dataset_layout_t l = SS_DATASET_AUTO;
     char *p = NULL;
     if (dir != NULL && (p = find_modality(dir, sub, g_brats_sfx[0])) != NULL) {
@@ -197,8 +197,8 @@ static ss_dataset_layout_t folder_layout(const char *root, const char *sub)
 
 static ss_status_t detect_layout(const char *root, ss_dataset_layout_t *out, ss_error_t *err)
 {
-    char *json = dup_printf("%s/dataset.json", root), *imgs = dup_printf("%s/imagesTr", root);
-    int msd = json && imgs && is_file(json) && is_dir(imgs);
+    char *json = ss__dup_printf("%s/dataset.json", root), *imgs = ss__dup_printf("%s/imagesTr", root);
+    int msd = json && imgs && ss__is_file(json) && ss__is_dir(imgs);
     free(json);
     free(imgs);
     char **subs = NULL;
@@ -245,7 +245,7 @@ static void free_case(ss_case_t *c)
 // Strips ".nii.gz" / ".nii" from an MSD file name into a new string.
 static char *stem(const char *file)
 {
-    char *s = dup_printf("%s", file);
+    char *s = ss__dup_printf("%s", file);
     size_t n = s ? strlen(s) : 0;
     if (n > 7 && strcmp(s + n - 7, ".nii.gz") == 0) {
         s[n - 7] = '\0';
@@ -258,9 +258,9 @@ static char *stem(const char *file)
 static ss_status_t msd_case(const char *root, const char *file, ss_case_t *c, ss_error_t *err)
 {
     c->name = stem(file);
-    c->label = dup_printf("%s/labelsTr/%s", root, file);
+    c->label = ss__dup_printf("%s/labelsTr/%s", root, file);
     for (int ch = 0; ch < SS_DATASET_NCHAN; ch++) {
-        c->image[ch] = dup_printf("%s/imagesTr/%s", root, file);
+        c->image[ch] = ss__dup_printf("%s/imagesTr/%s", root, file);
         if (c->image[ch] == NULL) {
             SS_FAIL(err, SS_ENOMEM, "%s: out of memory", root);
         }
@@ -268,7 +268,7 @@ static ss_status_t msd_case(const char *root, const char *file, ss_case_t *c, ss
     if (c->name == NULL || c->label == NULL) {
         SS_FAIL(err, SS_ENOMEM, "%s: out of memory", root);
     }
-    if (!is_file(c->label)) {
+    if (!ss__is_file(c->label)) {
         SS_FAIL(err, SS_EFORMAT, "%s: case %s has no label file %s; add it or remove the case",
                 root, c->name, c->label);
     }
@@ -279,8 +279,8 @@ static ss_status_t folder_case(
     const char *root, const char *sub, ss_dataset_layout_t layout, ss_case_t *c, ss_error_t *err)
 {
     const char *const *sfx = layout == SS_DATASET_BRATS ? g_brats_sfx : g_b23_sfx;
-    c->name = dup_printf("%s", sub);
-    char *dir = dup_printf("%s/%s", root, sub);
+    c->name = ss__dup_printf("%s", sub);
+    char *dir = ss__dup_printf("%s/%s", root, sub);
     if (c->name == NULL || dir == NULL) {
         free(dir);
         SS_FAIL(err, SS_ENOMEM, "%s: out of memory", root);
@@ -307,7 +307,7 @@ static ss_status_t folder_case(
 static int folder_has_any(const char *root, const char *sub, ss_dataset_layout_t layout)
 {
     const char *const *sfx = layout == SS_DATASET_BRATS ? g_brats_sfx : g_b23_sfx;
-    char *dir = dup_printf("%s/%s", root, sub);
+    char *dir = ss__dup_printf("%s/%s", root, sub);
     int any = 0;
     for (int f = 0; f < 5 && dir != NULL && !any; f++) {
         char *p = find_modality(dir, sub, sfx[f]);
@@ -321,7 +321,7 @@ static int folder_has_any(const char *root, const char *sub, ss_dataset_layout_t
 static ss_status_t list_cases(ss_dataset_t *ds, ss_error_t *err)
 {
     int msd = ds->layout == SS_DATASET_MSD;
-    char *where = msd ? dup_printf("%s/imagesTr", ds->root) : dup_printf("%s", ds->root);
+    char *where = msd ? ss__dup_printf("%s/imagesTr", ds->root) : ss__dup_printf("%s", ds->root);
     if (where == NULL) {
         SS_FAIL(err, SS_ENOMEM, "%s: out of memory", ds->root);
     }
@@ -362,11 +362,11 @@ ss_dataset_open(const char *dir, ss_dataset_layout_t layout, ss_dataset_t **out,
         SS_FAIL(err, SS_EINVAL, "ss_dataset_open: NULL argument");
     }
     *out = NULL;
-    if (!is_dir(dir)) {
+    if (!ss__is_dir(dir)) {
         SS_FAIL_LIB(err, SS_EINVAL, errno, "%s: not a directory; check --in", dir);
     }
     ss_dataset_t *ds = calloc(1, sizeof(*ds));
-    if (ds == NULL || (ds->root = dup_printf("%s", dir)) == NULL) {
+    if (ds == NULL || (ds->root = ss__dup_printf("%s", dir)) == NULL) {
         free(ds);
         SS_FAIL(err, SS_ENOMEM, "%s: out of memory", dir);
     }

@@ -8,40 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "data_impl.h"
 
 static const char *const g_sfx[2][5] = {
     {"_flair", "_t1", "_t1ce", "_t2", "_seg"}, // BraTS 2018-2021
     {"-t2f", "-t1n", "-t1c", "-t2w", "-seg"},  // BraTS 2023
 };
 static const char *const g_ext[2] = {".nii.gz", ".nii"};
-
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s != NULL) {
-        va_start(ap, fmt);
-        vsnprintf(s, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
-    return s;
-}
-
-static int is_file(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 static int has_nii_suffix(const char *p)
 {
@@ -53,13 +26,13 @@ static int has_nii_suffix(const char *p)
 // The folder's name without trailing slashes, as a new string ("a/b/" -> "b").
 static char *folder_name(const char *dir)
 {
-    char *s = dup_printf("%s", dir);
+    char *s = ss__dup_printf("%s", dir);
     size_t n = s ? strlen(s) : 0;
     while (n > 1 && s[n - 1] == '/') {
         s[--n] = '\0';
     }
     const char *slash = s ? strrchr(s, '/') : NULL;
-    char *name = slash ? dup_printf("%s", slash + 1) : s;
+    char *name = slash ? ss__dup_printf("%s", slash + 1) : s;
     if (slash) {
         free(s);
     }
@@ -70,8 +43,8 @@ static char *folder_name(const char *dir)
 static char *find_file(const char *dir, const char *cs, const char *sfx)
 {
     for (int e = 0; e < 2; e++) {
-        char *p = dup_printf("%s/%s%s%s", dir, cs, sfx, g_ext[e]);
-        if (p != NULL && is_file(p)) {
+        char *p = ss__dup_printf("%s/%s%s%s", dir, cs, sfx, g_ext[e]);
+        if (p != NULL && ss__is_file(p)) {
             return p;
         }
         free(p);
@@ -96,10 +69,10 @@ static int folder_kind(const char *dir, const char *name)
 
 int ss_prepare_is_case(const char *path)
 {
-    if (is_file(path)) {
+    if (ss__is_file(path)) {
         return has_nii_suffix(path);
     }
-    if (!is_dir(path)) {
+    if (!ss__is_dir(path)) {
         return 0;
     }
     char *name = folder_name(path);
@@ -128,16 +101,16 @@ static ss_status_t locate_msd(const char *path, ss_case_t *c, ss_error_t *err)
     const char *file = slash ? slash + 1 : path;
     size_t n = strlen(file);
     c->name =
-        dup_printf("%.*s", (int)(n - (n > 7 && strcmp(file + n - 7, ".gz") == 0 ? 7 : 4)), file);
-    c->label = dup_printf("%.*s../labelsTr/%s", (int)(file - path), path, file);
+        ss__dup_printf("%.*s", (int)(n - (n > 7 && strcmp(file + n - 7, ".gz") == 0 ? 7 : 4)), file);
+    c->label = ss__dup_printf("%.*s../labelsTr/%s", (int)(file - path), path, file);
     int ok = c->name != NULL && c->label != NULL;
     for (int ch = 0; ch < SS_DATASET_NCHAN && ok; ch++) {
-        ok = (c->image[ch] = dup_printf("%s", path)) != NULL;
+        ok = (c->image[ch] = ss__dup_printf("%s", path)) != NULL;
     }
     if (!ok) {
         SS_FAIL(err, SS_ENOMEM, "%s: out of memory", path);
     }
-    if (!is_file(c->label)) {
+    if (!ss__is_file(c->label)) {
         free(c->label);
         c->label = NULL;
     }
@@ -171,11 +144,11 @@ ss_status_t ss_prepare_locate(const char *path,
 {
     memset(c, 0, sizeof(*c));
     ss_status_t rc;
-    if (is_file(path) && has_nii_suffix(path) &&
+    if (ss__is_file(path) && has_nii_suffix(path) &&
         (layout == SS_DATASET_AUTO || layout == SS_DATASET_MSD)) {
         *found = SS_DATASET_MSD;
         rc = locate_msd(path, c, err);
-    } else if (is_dir(path) && layout != SS_DATASET_MSD) {
+    } else if (ss__is_dir(path) && layout != SS_DATASET_MSD) {
         char *name = folder_name(path);
         int kind = name ? folder_kind(path, name) : -1;
         free(name);
@@ -189,7 +162,7 @@ ss_status_t ss_prepare_locate(const char *path,
         *found = kind == 0 ? SS_DATASET_BRATS : SS_DATASET_BRATS2023;
         rc = locate_folder(path, kind, c, err);
     } else {
-        SS_FAIL_LIB(err, SS_EINVAL, is_file(path) || is_dir(path) ? 0 : ENOENT,
+        SS_FAIL_LIB(err, SS_EINVAL, ss__is_file(path) || ss__is_dir(path) ? 0 : ENOENT,
                     "%s: neither a case folder nor a NIfTI image; give a BraTS case folder, an "
                     "MSD imagesTr/<case>.nii.gz or data.h5:CASE",
                     path);
