@@ -41,14 +41,8 @@ case "${1:-}" in
 demo)
     install_missing
     build
-    # Training is not built yet: the demo runs the pipeline as far as it exists.
     ./shardseg --version
-    rm -rf demo-out && mkdir -p demo-out
-    ./shardseg synth --out demo-out/cases --cases 4 --seed 1
-    ./shardseg prep --in demo-out/cases --out demo-out/train.h5 --val-fraction 0.25
-    ./shardseg bench data --data demo-out/train.h5 --steps 10
-    mpiexec --oversubscribe -n 2 --bind-to none -x OMP_NUM_THREADS=1 ./shardseg bench gemm --size 1024 --repeats 5
-    ./shardseg bench kernels --repeats 3
+    SHARDSEG=./shardseg jobs/demo.sh demo-out
     ;;
 test)
     install_missing

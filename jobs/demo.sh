@@ -1,15 +1,15 @@
 #!/bin/bash
 # The demo job (README's first command runs it through quickstart.sh): synthesise BraTS-like
 # cases, prep them, train a small UNETR, infer on held-out cases, evaluate, and print the Dice
-# table and where the NIfTI prediction and the PNG overlay are. Then the same network on the real
+# table and where the NIfTI predictions are. Then the same network on the real
 # BraTS 2018 cases of ../shared/data/real (evaluation only), when they are there.
 #
 #   jobs/demo.sh [OUT_DIR]          (default demo-out; SHARDSEG=path/to/shardseg)
-#   DEMO_STEPS=N                    training steps (default 700, ~9 min on 2 cores)
+#   DEMO_STEPS=N                    training steps (default 500, ~7 min on 2 cores)
 set -euo pipefail
 out=${1:-demo-out}
 bin=${SHARDSEG:-./shardseg}
-steps=${DEMO_STEPS:-700}
+steps=${DEMO_STEPS:-500}
 real=${SS_REAL_DATA:-../shared/data/real}
 t0=$(date +%s)
 stamp() { echo "[demo $(($(date +%s) - t0)) s] $*"; }
@@ -57,8 +57,6 @@ stamp "training ($steps steps; progress on a terminal, every 2% otherwise)"
 stamp "inference on the held-out cases"
 "$bin" infer --weights "$out/unetr.h5" --input "$out/heldout" --out "$out/pred" --overlap 0.5
 first=$(ls "$out/heldout" | head -1)
-"$bin" infer --weights "$out/unetr.h5" --input "$out/heldout/$first" \
-    --out "$out/$first.nii.gz" --overlap 0.5 --png "$out/overlay.png"
 stamp "evaluation (Dice, HD95) on the held-out cases"
 "$bin" eval --pred "$out/pred" --ref "$out/heldout" --csv "$out/heldout.csv" --json "$out/heldout.json"
 
@@ -68,6 +66,5 @@ if [ -d "$real" ]; then
     "$bin" eval --pred "$out/pred-real" --ref "$real" --csv "$out/real.csv" --json "$out/real.json"
 fi
 stamp "done"
-echo "prediction: $out/$first.nii.gz (over $out/heldout/$first)"
-echo "overlay:    $out/overlay.png"
+echo "prediction: $out/pred/$first.nii.gz (opens over $out/heldout/$first/${first}_flair.nii.gz)"
 echo "metrics:    $out/run/metrics.jsonl, $out/heldout.csv"
