@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "shardseg/infer.h"
+#include "shardseg/metrics.h"
 
 #include "testutil.h"
 

@@ -1,5 +1,4 @@
-// infer.h: whole-volume inference by sliding windows (MONAI sliding_window_inference semantics)
-// and the Dice score used for validation.
+// infer.h: whole-volume inference by sliding windows (MONAI sliding_window_inference semantics).
 //
 // Windows: the network's img_size is the ROI. A volume smaller than the ROI along a dimension is
 // zero-padded symmetrically to the ROI (the extra (d - s) / 2 below, the rest above, as MONAI).
@@ -69,10 +68,6 @@ ss_status_t ss_infer_volume(ss_model_t *m,
                             const int64_t size[3],
                             const ss_infer_params_t *p,
                             ss_error_t *err);
-
-// Dice of binary masks a (prediction) and b (reference) of n voxels: 2|a & b| / (|a| + |b|),
-// and 1 when both are empty (the BraTS convention).
-double ss_dice_u8(const uint8_t *a, const uint8_t *b, int64_t n);
 
 #ifdef __cplusplus
 }

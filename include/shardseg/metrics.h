@@ -35,6 +35,10 @@ ss_status_t ss_labels_parse(const char *s, const char *what, ss_labels_t *out, s
 // out[r * n + v] = 1 if voxel v of the label map lab belongs to region r (0 WT, 1 TC, 2 ET).
 void ss_regions_from_labels(uint8_t *out, const float *lab, int64_t n, ss_labels_t conv);
 
+// Dice of binary masks a (prediction) and b (reference) of n voxels: 2|a & b| / (|a| + |b|),
+// and 1 when both are empty (the BraTS convention).
+double ss_dice_u8(const uint8_t *a, const uint8_t *b, int64_t n);
+
 // 95% Hausdorff distance in mm between binary masks a and b of dim[0] x dim[1] x dim[2] voxels.
 ss_status_t ss_hd95(double *hd,
                     const uint8_t *a,

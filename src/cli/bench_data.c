@@ -349,12 +349,7 @@ int ss_cli_bench_data(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
     if (pb.ncases > 0 || pb.real_dir != NULL) {
         st = bench_prep(ctx, &pb, &err);
         if (st != SS_OK) {
-            // Agreed on every rank: one line from rank 0, then MPI ends normally (cmd_prep.c).
-            rc = ctx->rank == 0 ? ss_cli_fail(cmd, &err) : ss_cli_exit_code(err.code);
-            if (ctx->nranks > 1) {
-                ss_dist_finalize();
-            }
-            return rc;
+            return ss_cli_fail_agreed(ctx, cmd, &err, ss_cli_exit_code(err.code));
         }
     }
     if (path != NULL) {

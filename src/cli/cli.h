@@ -53,6 +53,10 @@ void ss_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(p
 int ss_cli_fail(const char *cmd, const ss_error_t *err);
 // Exit code for a status: input and configuration problems are 2, the rest 1.
 int ss_cli_exit_code(ss_status_t st);
+// For a failure every rank agreed on (each holds the same error record): rank 0 prints the one
+// line, MPI ends normally on every rank (main's ss_dist_abort, meant for a rank that fails alone,
+// would add Open MPI's abort banner), and rc is returned.
+int ss_cli_fail_agreed(const ss_cli_ctx_t *ctx, const char *cmd, const ss_error_t *err, int rc);
 
 // Subcommands that exist.
 int ss_cli_cmd_bench(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "shardseg/infer.h"
 #include "shardseg/metrics.h"
 #include "shardseg/nifti_io.h"
 #include "shardseg/shardseg.h"
@@ -149,30 +148,42 @@ static ss_status_t eval_case(case_result_t *r,
     return st;
 }
 
-static void
-stats(const case_result_t *r, int n, int metric, int c, double *mean, double *median, double *sd)
+// Mean, median and sample standard deviation of every metric over the cases, computed once.
+typedef struct {
+    const case_result_t *r;
+    int n;
+    double v[2][3][3]; // [dice, hd95][WT, TC, ET][mean, median, std]
+} summary_t;
+
+static void summarize(summary_t *s, const case_result_t *r, int n)
 {
-    double *v = malloc((size_t)n * sizeof(double)), s = 0, s2 = 0;
-    for (int i = 0; i < n; i++) {
-        v[i] = metric ? r[i].hd95[c] : r[i].dice[c];
-        s += v[i];
+    double *x = malloc((size_t)n * sizeof(double)), *t = malloc((size_t)n * sizeof(double));
+    s->r = r;
+    s->n = n;
+    for (int m = 0; m < 2; m++) {
+        for (int c = 0; c < 3; c++) {
+            double sum = 0, s2 = 0;
+            for (int i = 0; i < n; i++) {
+                x[i] = m ? r[i].hd95[c] : r[i].dice[c];
+                sum += x[i];
+            }
+            double mean = sum / n;
+            for (int i = 0; i < n; i++) {
+                s2 += (x[i] - mean) * (x[i] - mean);
+            }
+            s->v[m][c][0] = mean;
+            s->v[m][c][1] = ss_median(x, n, t);
+            s->v[m][c][2] = n > 1 ? sqrt(s2 / (n - 1)) : 0.0;
+        }
     }
-    *mean = s / n;
-    for (int i = 0; i < n; i++) {
-        s2 += (v[i] - *mean) * (v[i] - *mean);
-    }
-    *sd = n > 1 ? sqrt(s2 / (n - 1)) : 0.0;
-    double *t = malloc((size_t)n * sizeof(double));
-    *median = ss_median(v, n, t);
-    free(v);
+    free(x);
     free(t);
 }
 
 // Writes text produced by fn to path atomically (temp + rename).
 static ss_status_t write_atomic(const char *path,
-                                void (*fn)(FILE *, const case_result_t *, int),
-                                const case_result_t *r,
-                                int n,
+                                void (*fn)(FILE *, const summary_t *),
+                                const summary_t *s,
                                 ss_error_t *err)
 {
     char tmp[4200];
@@ -182,7 +193,7 @@ static ss_status_t write_atomic(const char *path,
         SS_FAIL(err, SS_EINVAL, "%s: cannot write; check that the directory exists and is writable",
                 path);
     }
-    fn(f, r, n);
+    fn(f, s);
     int bad = ferror(f);
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) != 0) {
@@ -192,48 +203,41 @@ static ss_status_t write_atomic(const char *path,
     return SS_OK;
 }
 
-static void write_csv(FILE *f, const case_result_t *r, int n)
+static void write_csv(FILE *f, const summary_t *s)
 {
     fprintf(f, "case,dice_wt,dice_tc,dice_et,hd95_wt,hd95_tc,hd95_et\n");
-    for (int i = 0; i < n; i++) {
-        fprintf(f, "%s,%.6f,%.6f,%.6f,%.4f,%.4f,%.4f\n", r[i].name, r[i].dice[0], r[i].dice[1],
-                r[i].dice[2], r[i].hd95[0], r[i].hd95[1], r[i].hd95[2]);
+    for (int i = 0; i < s->n; i++) {
+        const case_result_t *r = &s->r[i];
+        fprintf(f, "%s,%.6f,%.6f,%.6f,%.4f,%.4f,%.4f\n", r->name, r->dice[0], r->dice[1],
+                r->dice[2], r->hd95[0], r->hd95[1], r->hd95[2]);
     }
 }
 
-static void write_json(FILE *f, const case_result_t *r, int n)
+static void write_json(FILE *f, const summary_t *s)
 {
-    fprintf(f, "{\"cases\":%d", n);
+    fprintf(f, "{\"cases\":%d", s->n);
     for (int m = 0; m < 2; m++) {
         for (int c = 0; c < 3; c++) {
-            double mean, med, sd;
-            stats(r, n, m, c, &mean, &med, &sd);
             fprintf(f, ",\"%s_%c%c\":{\"mean\":%.6f,\"median\":%.6f,\"std\":%.6f}",
-                    m ? "hd95" : "dice", g_region[c][0] | 32, g_region[c][1] | 32, mean, med, sd);
+                    m ? "hd95" : "dice", g_region[c][0] | 32, g_region[c][1] | 32, s->v[m][c][0],
+                    s->v[m][c][1], s->v[m][c][2]);
         }
     }
     fprintf(f, "}\n");
 }
 
-static void print_summary(const case_result_t *r, int n)
+static void print_summary(const summary_t *s)
 {
     printf("%-28s %7s %7s %7s %9s %9s %9s\n", "case", "Dice WT", "TC", "ET", "HD95 WT", "TC", "ET");
-    for (int i = 0; i < n; i++) {
-        printf("%-28s %7.4f %7.4f %7.4f %9.2f %9.2f %9.2f\n", r[i].name, r[i].dice[0], r[i].dice[1],
-               r[i].dice[2], r[i].hd95[0], r[i].hd95[1], r[i].hd95[2]);
+    for (int i = 0; i < s->n; i++) {
+        const case_result_t *r = &s->r[i];
+        printf("%-28s %7.4f %7.4f %7.4f %9.2f %9.2f %9.2f\n", r->name, r->dice[0], r->dice[1],
+               r->dice[2], r->hd95[0], r->hd95[1], r->hd95[2]);
     }
     const char *lab[3] = {"mean", "median", "std"};
-    for (int s = 0; s < 3; s++) {
-        double v[6];
-        for (int m = 0; m < 2; m++) {
-            for (int c = 0; c < 3; c++) {
-                double x[3];
-                stats(r, n, m, c, &x[0], &x[1], &x[2]);
-                v[m * 3 + c] = x[s];
-            }
-        }
-        printf("%-28s %7.4f %7.4f %7.4f %9.2f %9.2f %9.2f\n", lab[s], v[0], v[1], v[2], v[3], v[4],
-               v[5]);
+    for (int k = 0; k < 3; k++) {
+        printf("%-28s %7.4f %7.4f %7.4f %9.2f %9.2f %9.2f\n", lab[k], s->v[0][0][k], s->v[0][1][k],
+               s->v[0][2][k], s->v[1][0][k], s->v[1][1][k], s->v[1][2][k]);
     }
 }
 
@@ -289,14 +293,18 @@ static int run_eval(ss_cli_ctx_t *ctx,
             rc = ss_cli_fail(cmd, &err);
         }
     }
-    if (rc == SS_EXIT_OK && csv != NULL && write_atomic(csv, write_csv, res, n, &err) != SS_OK) {
+    summary_t sum;
+    if (rc == SS_EXIT_OK) {
+        summarize(&sum, res, n);
+    }
+    if (rc == SS_EXIT_OK && csv != NULL && write_atomic(csv, write_csv, &sum, &err) != SS_OK) {
         rc = ss_cli_fail(cmd, &err);
     }
-    if (rc == SS_EXIT_OK && json != NULL && write_atomic(json, write_json, res, n, &err) != SS_OK) {
+    if (rc == SS_EXIT_OK && json != NULL && write_atomic(json, write_json, &sum, &err) != SS_OK) {
         rc = ss_cli_fail(cmd, &err);
     }
     if (rc == SS_EXIT_OK) {
-        print_summary(res, n);
+        print_summary(&sum);
     }
     for (int i = 0; names && i < n; i++) {
         free(names[i]);

@@ -547,14 +547,7 @@ static int infer_main(ss_cli_ctx_t *ctx, const char *cmd, infer_run_t *r)
     if (st == SS_OK) {
         return SS_EXIT_OK;
     }
-    int rc = ss_cli_exit_code(err.code);
-    if (ctx->rank == 0) {
-        ss_cli_fail(cmd, &err);
-    }
-    if (ctx->nranks > 1) {
-        ss_dist_finalize();
-    }
-    return rc;
+    return ss_cli_fail_agreed(ctx, cmd, &err, ss_cli_exit_code(err.code));
 }
 
 int ss_cli_cmd_infer(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)

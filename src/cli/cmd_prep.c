@@ -357,17 +357,6 @@ static void print_summary(const prep_opts_t *o, const ss_cli_prep_stats_t *st)
            st->bytes_written / 1e6 / st->seconds, o->out);
 }
 
-// After an agreed failure no rank waits for another, so MPI can end normally on every rank:
-// main's ss_dist_abort (meant for a rank that fails alone) would add Open MPI's abort banner to
-// the one error line, and the exit code still reaches the launcher.
-static int end_agreed(const ss_cli_ctx_t *ctx, int rc)
-{
-    if (ctx->nranks > 1) {
-        ss_dist_finalize();
-    }
-    return rc;
-}
-
 int ss_cli_cmd_prep(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
 {
     prep_opts_t o;
@@ -417,10 +406,7 @@ int ss_cli_cmd_prep(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
         // Every rank holds the same record: one line from rank 0, the same exit code everywhere.
         // A NaN voxel is bad input data, not a runtime failure.
         rc = err.code == SS_ENUMERIC ? SS_EXIT_USAGE : ss_cli_exit_code(err.code);
-        if (ctx->rank == 0) {
-            ss_cli_fail(cmd, &err);
-        }
-        return end_agreed(ctx, rc);
+        return ss_cli_fail_agreed(ctx, cmd, &err, rc);
     }
     if (ctx->rank == 0) {
         print_summary(&o, &st);

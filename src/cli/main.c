@@ -173,6 +173,17 @@ static int run_command(const ss_cli_command_t *cmd, int argc, char **argv)
     return rc;
 }
 
+int ss_cli_fail_agreed(const ss_cli_ctx_t *ctx, const char *cmd, const ss_error_t *err, int rc)
+{
+    if (ctx->rank == 0) {
+        ss_cli_fail(cmd, err);
+    }
+    if (ctx->nranks > 1) {
+        ss_dist_finalize();
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {

@@ -244,7 +244,7 @@ norm_fwd(ss_model_t *m, norm_t *nm, ss_tensor_t *y, const ss_tensor_t *x, ss_err
     int64_t n = x->shape[0], nc = n * nm->c;
     ss_arena_mark_t mark = ss_arena_mark(m->tmp);
     ss_norm_moments_t *st;
-    SS_TRY(model_scratch(m->tmp, (void **)&st, (size_t)nc * sizeof(*st), err));
+    SS_TRY(ss_arena_alloc(m->tmp, (size_t)nc * sizeof(*st), (void **)&st, err));
     if (nm->batch && !m->plan.training) {
         running_moments(m, nm, st, n);
     } else {
@@ -289,7 +289,7 @@ norm_bwd(ss_model_t *m, norm_t *nm, ss_tensor_t *dx, const ss_tensor_t *dy, ss_e
     int64_t n = dy->shape[0];
     ss_arena_mark_t mark = ss_arena_mark(m->tmp);
     double *sums;
-    SS_TRY(model_scratch(m->tmp, (void **)&sums, (size_t)(3 * n * nm->c) * sizeof(double), err));
+    SS_TRY(ss_arena_alloc(m->tmp, (size_t)(3 * n * nm->c) * sizeof(double), (void **)&sums, err));
     ss_tensor_t g, dg, db;
     if (nm->gamma >= 0) {
         g = model_w(m, nm->gamma);

@@ -246,11 +246,6 @@ ss_status_t model_tmp_like(ss_model_t *m, ss_tensor_t *t, const ss_tensor_t *lik
     return ss_tensor_alloc(t, SS_F32, like->ndim, like->shape, m->tmp, err);
 }
 
-ss_status_t model_scratch(ss_arena_t *a, void **p, size_t bytes, ss_error_t *err)
-{
-    return ss_arena_alloc(a, bytes, p, err);
-}
-
 void model_add(ss_tensor_t *y, const ss_tensor_t *x, int nthreads)
 {
     float *restrict yd = ss_tensor_f32(y);

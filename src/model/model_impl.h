@@ -68,7 +68,6 @@ ss_status_t model_tmp5(
     ss_model_t *m, ss_tensor_t *t, int64_t n, int64_t c, const int64_t e[3], ss_error_t *err);
 ss_status_t model_act_like(ss_model_t *m, ss_tensor_t *t, const ss_tensor_t *like, ss_error_t *err);
 ss_status_t model_tmp_like(ss_model_t *m, ss_tensor_t *t, const ss_tensor_t *like, ss_error_t *err);
-ss_status_t model_scratch(ss_arena_t *a, void **p, size_t bytes, ss_error_t *err);
 // y += x (same shape, contiguous).
 void model_add(ss_tensor_t *y, const ss_tensor_t *x, int nthreads);
 // dst[n][b][a] = src[n][a][b] for contiguous [n][a][b] -> [n][b][a] (tokens <-> channels).

@@ -143,8 +143,8 @@ static ss_status_t pool_fwd(ss_model_t *m, unet_t *u, int l, const ss_tensor_t *
 {
     int64_t ext[3] = {x->shape[2] / 2, x->shape[3] / 2, x->shape[4] / 2};
     SS_TRY(model_act5(m, &u->pooled[l], x->shape[0], x->shape[1], ext, err));
-    SS_TRY(
-        model_scratch(m->act, (void **)&u->argmax[l], (size_t)ss_tensor_numel(&u->pooled[l]), err));
+    SS_TRY(ss_arena_alloc(m->act, (size_t)ss_tensor_numel(&u->pooled[l]), (void **)&u->argmax[l],
+                          err));
     return ss_pool3d_max_fwd(&u->pooled[l], u->argmax[l], x, &g_pool2, &m->ex, err);
 }
 

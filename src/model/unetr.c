@@ -41,12 +41,11 @@ typedef struct {
     ss_tensor_t fin, fmean, frstd, enc1_out, dec_out;
 } unetr_t;
 
-static void level_extent(const unetr_t *u, const ss_model_t *m, int l, int64_t e[3])
+static void level_extent(const ss_model_t *m, int l, int64_t e[3])
 {
     e[0] = m->plan.slab_len >> l;
     e[1] = m->cfg.img_size[1] >> l;
     e[2] = m->cfg.img_size[2] >> l;
-    (void)u;
 }
 
 static void unetr_destroy(void *p)
@@ -62,7 +61,7 @@ static ss_status_t build_vit(ss_model_t *m, unetr_t *u, ss_error_t *err)
     const ss_model_config_t *c = &m->cfg;
     char name[SS_PARAM_NAME_MAX];
     int64_t ps[3] = {1, u->grid[0] * u->grid[1] * u->grid[2], u->hd}, in[3];
-    level_extent(u, m, 0, in);
+    level_extent(m, 0, in);
     SS_TRY(model_param_add(m, &u->pos, "vit.patch_embedding.position_embeddings", "", 3, ps,
                            SS_INIT_TRUNC_NORMAL, 0.02, err));
     SS_TRY(conv_init(m, &u->patch, "vit.patch_embedding.patch_embeddings", c->in_channels, u->hd,
@@ -84,14 +83,14 @@ static ss_status_t build_encoder(ss_model_t *m, unetr_t *u, int e, ss_error_t *e
     int64_t f = m->cfg.feature_size << (e - 1), ext[3];
     p->nl = (int)u->s - e;
     p->tap = (int)((e - 1) * u->nblocks / 4);
-    level_extent(u, m, (int)u->s, ext);
+    level_extent(m, (int)u->s, ext);
     snprintf(name, sizeof(name), "encoder%d.transp_conv_init.conv", e);
     SS_TRY(convt_init(m, &p->init, name, u->hd, f, 0, ext, err));
     for (int j = 0; j < p->nl; j++) {
-        level_extent(u, m, (int)u->s - 1 - j, ext);
+        level_extent(m, (int)u->s - 1 - j, ext);
         snprintf(name, sizeof(name), "encoder%d.blocks.%d.0.conv", e, j);
         SS_TRY(convt_init(m, &p->up[j], name, f, f, 0, ext, err));
-        level_extent(u, m, (int)u->s - 2 - j, ext);
+        level_extent(m, (int)u->s - 2 - j, ext);
         snprintf(name, sizeof(name), "encoder%d.blocks.%d.1", e, j);
         SS_TRY(resblock_init(m, &p->res[j], name, f, f, ext, err));
     }
@@ -103,10 +102,10 @@ static ss_status_t build_decoder(ss_model_t *m, unetr_t *u, int d, ss_error_t *e
     char name[SS_PARAM_NAME_MAX];
     int64_t out = m->cfg.feature_size << (d - 2);
     int64_t in = d == u->s + 1 ? u->hd : m->cfg.feature_size << (d - 1), ext[3];
-    level_extent(u, m, d - 1, ext);
+    level_extent(m, d - 1, ext);
     snprintf(name, sizeof(name), "decoder%d.transp_conv.conv", d);
     SS_TRY(convt_init(m, &u->dec[d].up, name, in, out, 0, ext, err));
-    level_extent(u, m, d - 2, ext);
+    level_extent(m, d - 2, ext);
     snprintf(name, sizeof(name), "decoder%d.conv_block", d);
     return resblock_init(m, &u->dec[d].res, name, 2 * out, out, ext, err);
 }
@@ -141,7 +140,7 @@ ss_status_t unetr_build(ss_model_t *m, ss_error_t *err)
     }
     SS_TRY(build_vit(m, u, err));
     int64_t ext[3];
-    level_extent(u, m, 0, ext);
+    level_extent(m, 0, ext);
     SS_TRY(resblock_init(m, &u->enc1, "encoder1.layer", c->in_channels, c->feature_size, ext, err));
     for (int e = 2; e <= u->s; e++) {
         SS_TRY(build_encoder(m, u, e, err));
@@ -160,7 +159,7 @@ static ss_status_t
 proj_feat(ss_model_t *m, unetr_t *u, ss_tensor_t *vol, const ss_tensor_t *t, ss_error_t *err)
 {
     int64_t ext[3];
-    level_extent(u, m, (int)u->s, ext);
+    level_extent(m, (int)u->s, ext);
     SS_TRY(model_act5(m, vol, t->shape[0], u->hd, ext, err));
     model_transpose(ss_tensor_f32(vol), ss_tensor_f32(t), t->shape[0], u->tok, u->hd,
                     m->plan.nthreads);
@@ -334,7 +333,7 @@ static ss_status_t embed_bwd(ss_model_t *m, unetr_t *u, const ss_tensor_t *dt, s
     }
     ss_tensor_t dpe;
     int64_t ext[3];
-    level_extent(u, m, (int)u->s, ext);
+    level_extent(m, (int)u->s, ext);
     SS_TRY(model_tmp5(m, &dpe, n, u->hd, ext, err));
     model_transpose(ss_tensor_f32(&dpe), d, n, u->tok, u->hd, m->plan.nthreads);
     return conv_bwd(m, &u->patch, NULL, &dpe, err);

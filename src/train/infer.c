@@ -248,15 +248,3 @@ ss_status_t ss_infer_volume(ss_model_t *m,
                           c->out_channels};
     return ss_infer_volume_net(&net, out, image, size, p, err);
 }
-
-double ss_dice_u8(const uint8_t *a, const uint8_t *b, int64_t n)
-{
-    int64_t inter = 0, sa = 0, sb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int x = a[i] != 0, y = b[i] != 0;
-        inter += x & y;
-        sa += x;
-        sb += y;
-    }
-    return sa + sb == 0 ? 1.0 : 2.0 * (double)inter / (double)(sa + sb);
-}

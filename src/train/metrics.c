@@ -33,6 +33,18 @@ void ss_regions_from_labels(uint8_t *out, const float *lab, int64_t n, ss_labels
     }
 }
 
+double ss_dice_u8(const uint8_t *a, const uint8_t *b, int64_t n)
+{
+    int64_t inter = 0, sa = 0, sb = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int x = a[i] != 0, y = b[i] != 0;
+        inter += x & y;
+        sa += x;
+        sb += y;
+    }
+    return sa + sb == 0 ? 1.0 : 2.0 * (double)inter / (double)(sa + sb);
+}
+
 // Surface: mask voxels with a 6-neighbour outside the mask or outside the volume.
 static int64_t surface(uint8_t *s, const uint8_t *m, const int64_t d[3])
 {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "shardseg/h5data.h"
+#include "shardseg/metrics.h"
 #include "shardseg/timer.h"
 
 struct ss_trainer {
