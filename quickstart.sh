@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential autoconf automake libtool autoconf-archive pkg-config
           libopenmpi-dev openmpi-bin libopenblas-openmp-dev libhdf5-dev
-          libnifti2-dev libniftiio-dev libznz-dev zlib1g-dev libinih-dev check mricron-data)
+          libnifti2-dev libniftiio-dev libznz-dev zlib1g-dev libinih-dev check mricron-data
+          libcairo2-dev fonts-dejavu-core libjansson-dev)
 
 install_missing() {
     local missing=()
