@@ -67,8 +67,20 @@ else
     echo "skip: /usr/bin/python3 lacks torch, nibabel or h5py (PyTorch cross-check)"
 fi
 
+# --- overlay pictures: one case (a file), many cases (a folder of <case>.png) ---
+is_png() { # is_png FILE WIDTH: PNG signature and the IHDR width (bytes 16-19, big-endian)
+    [ "$(od -An -tx1 -N8 "$1" | tr -d ' \n')" = 89504e470d0a1a0a ] &&
+        [ "$(od -An -tu1 -j16 -N4 "$1" | awk '{print $1*16777216+$2*65536+$3*256+$4}')" = "$2" ]
+}
+run infer --weights "$tmp/w.h5" --input "$c0" --out "$tmp/p.nii.gz" --png "$tmp/p.png"
+is_png "$tmp/p.png" 1024 || fail "--png: $tmp/p.png is not a 1024-wide PNG"
+"$chk" same "$tmp/p.nii.gz" "$tmp/a.nii.gz" || fail "--png changed the prediction"
+
 # --- many cases: a folder, a prep'd file, two MPI ranks ---
-run infer --weights "$tmp/w.h5" --input "$tmp/raw" --out "$tmp/o1"
+run infer --weights "$tmp/w.h5" --input "$tmp/raw" --out "$tmp/o1" --png "$tmp/pngs"
+for n in SynBraTS_00000 SynBraTS_00001 SynBraTS_00002; do
+    is_png "$tmp/pngs/$n.png" 1024 || fail "--png folder: no $n.png"
+done
 run infer --weights "$tmp/w.h5" --input "$tmp/data.h5" --out "$tmp/o2"
 "$chk" same "$tmp/o1/SynBraTS_00000.nii.gz" "$tmp/a.nii.gz" || fail "folder mode differs"
 for n in SynBraTS_00000 SynBraTS_00001 SynBraTS_00002; do
@@ -121,6 +133,8 @@ expect "no case 'Nope'" "$tmp/x.nii.gz" --weights "$tmp/w.h5" --input "$tmp/data
 expect 'holds many cases' "$tmp/x.nii.gz" --weights "$tmp/w.h5" --input "$tmp/raw"
 expect "--mode: 'median'" "$tmp/x.nii.gz" --weights "$tmp/w.h5" --input "$c0" --mode median
 expect '--overlap' "$tmp/x.nii.gz" --weights "$tmp/w.h5" --input "$c0" --overlap 1
+expect 'choose a writable --png' "$tmp/x.nii.gz" --weights "$tmp/w.h5" --input "$c0" \
+    --png "$tmp/nodir/x.png"
 
 # --- the real cases: geometry equals the input's ---
 if [ -n "$real" ] && [ -d "$real" ] && ls "$real"/*/*_flair.nii.gz >/dev/null 2>&1; then

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "shardseg/h5data.h"
+#include "shardseg/image.h"
 #include "shardseg/infer.h"
 #include "shardseg/prepare.h"
 #include "shardseg/shardseg.h"
@@ -37,7 +38,9 @@ static const char g_usage[] =
     "goes to OUTDIR/<case>.nii.gz, cases dealt over the MPI ranks.\n"
     "Output: uint8 labels in the input's convention (brats: 1 NCR, 2 ED, 4 ET; brats2023: 1 NCR,\n"
     "2 ED, 3 ET; msd: 1 edema, 2 non-enhancing, 3 enhancing; a 1-channel network: 1 tumour), in\n"
-    "the case's original shape and affine. One line per case on stdout: seconds and peak RSS.\n";
+    "the case's original shape and affine. One line per case on stdout: seconds and peak RSS.\n"
+    "--png: three orthogonal slices through the predicted tumour's centre, the segmentation over\n"
+    "FLAIR, with a legend (a folder for many cases: PNGDIR/<case>.png).\n";
 
 typedef struct {
     const char *weights, *input, *out, *mode, *png, *labels;
@@ -48,6 +51,7 @@ typedef struct {
 typedef struct {
     char *input; // a case path or "data.h5:NAME"
     char *out;   // its output NIfTI
+    char *png;   // its overlay picture, or NULL
 } infer_item_t;
 
 typedef struct {
@@ -61,6 +65,7 @@ typedef struct {
     ss_exec_t ex;
     infer_item_t *items;
     int nitems;
+    int many; // --input holds many cases: --out and --png are folders
 } infer_run_t;
 
 static int is_dir(const char *p)
@@ -124,12 +129,6 @@ static int check_opts(const infer_opts_t *o, infer_run_t *r, const char *cmd)
                      o->labels);
         return SS_EXIT_USAGE;
     }
-    if (o->png != NULL) {
-        // include/shardseg/image.h (ss_image_overlay) is not in the tree yet.
-        ss_cli_error(cmd, "--png: overlay pictures are not built yet (they arrive with shardseg "
-                          "eval's image module); drop --png");
-        return SS_EXIT_USAGE;
-    }
     ss_infer_params_default(&r->p);
     r->p.overlap = o->overlap;
     r->p.mode = o->mode[0] == 'g' ? SS_BLEND_GAUSSIAN : SS_BLEND_CONSTANT;
@@ -138,7 +137,7 @@ static int check_opts(const infer_opts_t *o, infer_run_t *r, const char *cmd)
 }
 
 // Fails unless a file can be created next to path (the output is renamed into place there).
-static ss_status_t check_writable(const char *path, ss_error_t *err)
+static ss_status_t check_writable(const char *path, const char *opt, ss_error_t *err)
 {
     char tmp[4096];
     if (is_dir(path)) {
@@ -149,8 +148,8 @@ static ss_status_t check_writable(const char *path, ss_error_t *err)
     }
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        SS_FAIL_LIB(err, SS_EINVAL, errno, "%s: cannot write there: %s; choose a writable --out",
-                    path, strerror(errno));
+        SS_FAIL_LIB(err, SS_EINVAL, errno, "%s: cannot write there: %s; choose a writable %s", path,
+                    strerror(errno), opt);
     }
     close(fd);
     unlink(tmp);
@@ -164,10 +163,26 @@ static ss_status_t add_item(infer_run_t *r, const char *in, const char *out, ss_
         SS_FAIL(err, SS_ENOMEM, "out of memory for the case list");
     }
     r->items = it;
-    it[r->nitems].input = dup_str(in, "", "");
-    it[r->nitems].out = dup_str(out, "", "");
-    r->nitems++;
-    if (it[r->nitems - 1].input == NULL || it[r->nitems - 1].out == NULL) {
+    infer_item_t *e = &it[r->nitems++];
+    e->input = dup_str(in, "", "");
+    e->out = dup_str(out, "", "");
+    e->png = NULL;
+    if (e->input == NULL || e->out == NULL) {
+        SS_FAIL(err, SS_ENOMEM, "out of memory for the case list");
+    }
+    if (r->o->png != NULL && !r->many) {
+        e->png = dup_str(r->o->png, "", "");
+    } else if (r->o->png != NULL) {
+        // PNGDIR/<case>.png next to OUTDIR/<case>.nii.gz
+        const char *base = strrchr(out, '/') ? strrchr(out, '/') + 1 : out;
+        char *p = dup_str(r->o->png, "/", base);
+        char *dot = p != NULL ? strstr(p + strlen(r->o->png) + 1, ".nii") : NULL;
+        if (dot != NULL) {
+            snprintf(dot, 5, ".png");
+        }
+        e->png = p;
+    }
+    if (r->o->png != NULL && e->png == NULL) {
         SS_FAIL(err, SS_ENOMEM, "out of memory for the case list");
     }
     return SS_OK;
@@ -293,9 +308,13 @@ static ss_status_t make_items(infer_run_t *r, ss_error_t *err)
     const char *name = NULL;
     int one = split_h5(in, file, sizeof(file), &name) || ss_prepare_is_case(in);
     if (one) {
-        SS_TRY(check_writable(out, err));
+        SS_TRY(check_writable(out, "--out", err));
+        if (r->o->png != NULL) {
+            SS_TRY(check_writable(r->o->png, "--png", err));
+        }
         return add_item(r, in, out, err);
     }
+    r->many = 1;
     int h5 = is_file(in) && (ends_with(in, ".h5") || ends_with(in, ".hdf5"));
     if (!h5 && !is_dir(in)) {
         SS_FAIL_LIB(err, SS_EINVAL, ENOENT,
@@ -316,7 +335,17 @@ static ss_status_t make_items(infer_run_t *r, ss_error_t *err)
     }
     char probe[4096];
     snprintf(probe, sizeof(probe), "%s/.infer", out);
-    return check_writable(probe, err);
+    SS_TRY(check_writable(probe, "--out", err));
+    if (r->o->png == NULL) {
+        return SS_OK;
+    }
+    if (mkdir(r->o->png, 0777) != 0 && errno != EEXIST) {
+        SS_FAIL_LIB(err, SS_EINVAL, errno,
+                    "%s: cannot create the picture folder: %s; choose a writable --png", r->o->png,
+                    strerror(errno));
+    }
+    snprintf(probe, sizeof(probe), "%s/.infer", r->o->png);
+    return check_writable(probe, "--png", err);
 }
 
 // Reads case `name` of the prep'd file (already cropped and z-scored) into *pc, with the
@@ -423,6 +452,56 @@ static void regions_to_labels(float *full,
     }
 }
 
+// Internal classes (0, 1 NCR, 2 ED, 3 ET; a 1-channel network: 0/1) of the cropped case.
+static void regions_to_classes(uint8_t *cls, const float *logits, int64_t vol, int64_t cout)
+{
+    for (int64_t v = 0; v < vol; v++) {
+        int wt = logits[v] > 0.0f;
+        int tc = cout == 3 && logits[vol + v] > 0.0f;
+        int et = cout == 3 && logits[2 * vol + v] > 0.0f;
+        cls[v] = (uint8_t)(cout == 1 ? wt : (et ? 3 : (tc ? 1 : (wt ? 2 : 0))));
+    }
+}
+
+// The overlay of the cropped case: its FLAIR channel (z-scored, 0 outside the brain) with the
+// predicted classes, through the prediction's centre.
+static ss_status_t write_overlay(const infer_item_t *it,
+                                 const ss_prepared_t *pc,
+                                 const float *logits,
+                                 int64_t cout,
+                                 ss_budget_t *b,
+                                 ss_error_t *err)
+{
+    const int64_t vol = pc->dim[0] * pc->dim[1] * pc->dim[2];
+    uint8_t *cls = NULL;
+    SS_TRY(ss_aligned_alloc((void **)&cls, (size_t)vol, b, "overlay classes", err));
+    regions_to_classes(cls, logits, vol, cout);
+    // The case's name: after "data.h5:", or the last component of its path.
+    const char *name = strrchr(it->input, ':') ? strrchr(it->input, ':') + 1 : it->input;
+    size_t len = strlen(name);
+    while (len > 1 && name[len - 1] == '/') {
+        len--;
+    }
+    const char *base = name + len;
+    while (base > name && base[-1] != '/') {
+        base--;
+    }
+    char title[512];
+    snprintf(title, sizeof(title), "%.*s: prediction over FLAIR", (int)(name + len - base), base);
+    ss_overlay_t ov = {pc->image,
+                       cls,
+                       {pc->dim[0], pc->dim[1], pc->dim[2]},
+                       {pc->hdr.spacing[0], pc->hdr.spacing[1], pc->hdr.spacing[2]},
+                       {{0}},
+                       cout == 1,
+                       title,
+                       {NULL, NULL, NULL}};
+    memcpy(ov.affine, pc->hdr.affine, sizeof(ov.affine));
+    ss_status_t rc = ss_image_overlay_png(it->png, &ov, NULL, err);
+    ss_aligned_free(cls, (size_t)vol, b);
+    return rc;
+}
+
 // Blends the network over the case and writes the label map in the original grid.
 static ss_status_t
 predict(infer_run_t *r, const infer_item_t *it, const ss_prepared_t *pc, ss_error_t *err)
@@ -446,6 +525,9 @@ predict(infer_run_t *r, const infer_item_t *it, const ss_prepared_t *pc, ss_erro
         ss_nifti_header_t h = pc->hdr;
         h.dim[3] = 1;
         rc = ss_nifti_write(it->out, &h, full, 2, err);
+    }
+    if (rc == SS_OK && it->png != NULL) {
+        rc = write_overlay(it, pc, logits, cout, &r->budget, err);
     }
     ss_aligned_free(logits, lbytes, &r->budget);
     ss_aligned_free(full, fbytes, &r->budget);
@@ -526,6 +608,7 @@ static void run_free(infer_run_t *r)
     for (int i = 0; i < r->nitems; i++) {
         free(r->items[i].input);
         free(r->items[i].out);
+        free(r->items[i].png);
     }
     free(r->items);
     ss_model_destroy(&r->m);
@@ -569,7 +652,7 @@ int ss_cli_cmd_infer(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
          0.99},
         {"mode", 0, SS_OPT_STRING, &o.mode, "M", "gaussian (default) or constant blending", 1, 0},
         {"tta", 0, SS_OPT_FLAG, &o.tta, NULL, "also average the 7 flipped versions", 1, 0},
-        {"png", 0, SS_OPT_STRING, &o.png, "FILE", "overlay picture (not built yet)", 1, 0},
+        {"png", 0, SS_OPT_STRING, &o.png, "FILE", "overlay PNG (a folder for many cases)", 1, 0},
         {"labels", 0, SS_OPT_STRING, &o.labels, "C", "brats|brats2023|msd (default: the input's)",
          1, 0},
     };
