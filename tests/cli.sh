@@ -53,4 +53,18 @@ expect 1 "--mem-limit: .* would exceed the limit" bench gemm --size 512 --mem-li
 expect 0 "sgemm_gflops_median=" bench gemm --size 128 --repeats 2 --threads 1
 expect 0 "sgemm_gflops_median=" --threads 1 bench gemm --size 64 --repeats 1
 
+# OpenBLAS runs kernels the CPU can use best: on a CPU newer than the library it would fall back
+# to SSE3 ("Prescott") kernels unless shardseg re-runs itself with OPENBLAS_CORETYPE (blas.h).
+# A core set in the environment is left alone.
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+    core=$("$bin" --version | sed -n 's/.*core \([A-Za-z0-9]*\)).*/\1/p')
+    case "$core" in
+    Prescott | Core2 | Penryn | Dunnington | Nehalem | Atom | Sandybridge | "")
+        fail "--version: OpenBLAS core '$core' on a CPU with AVX2" ;;
+    *) echo "ok: OpenBLAS core $core" ;;
+    esac
+fi
+core=$(OPENBLAS_CORETYPE=Haswell "$bin" --version | sed -n 's/.*core \([A-Za-z0-9]*\)).*/\1/p')
+[ "$core" = Haswell ] || fail "OPENBLAS_CORETYPE=Haswell was not kept (core '$core')"
+
 [ "$fails" -eq 0 ] || { echo "$fails failure(s)"; exit 1; }

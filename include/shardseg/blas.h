@@ -52,6 +52,12 @@ void ss_gemm_serial(ss_trans_t ta,
 
 // "OpenBLAS 0.3.21 (OpenMP build, core SapphireRapids)" or similar, into buf.
 void ss_blas_info(char *buf, size_t len);
+// The OPENBLAS_CORETYPE name of the best sgemm core this CPU runs, when the linked OpenBLAS
+// picked a weaker one, else NULL. OpenBLAS's DYNAMIC_ARCH build chooses its kernels by CPU model
+// number, so a CPU newer than the library (Emerald Rapids under OpenBLAS 0.3.21, say) falls back
+// to the SSE3 "Prescott" kernels, 3-5x slower, although the CPU has AVX-512. Judged from the CPU's
+// features: AVX-512 (F, BW, DQ, VL) -> SkylakeX (Cooperlake with BF16), AVX2 + FMA -> Haswell.
+const char *ss_blas_better_core(void);
 // 1 if the linked OpenBLAS is its OpenMP build.
 int ss_blas_is_openmp(void);
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shardseg/shardseg.h"
 
@@ -184,8 +185,24 @@ int ss_cli_fail_agreed(const ss_cli_ctx_t *ctx, const char *cmd, const ss_error_
     return rc;
 }
 
+// OpenBLAS chooses its kernels when it is loaded, from OPENBLAS_CORETYPE or the CPU model; on a
+// CPU newer than the library it falls back to SSE3 kernels (blas.h). The only remedy is to run
+// again with OPENBLAS_CORETYPE set, before anything else happens (MPI is not started yet). A
+// value the user set is never touched, and the re-run sees it set, so this happens at most once.
+static void run_with_better_blas_core(char **argv)
+{
+    const char *core = getenv("OPENBLAS_CORETYPE") == NULL ? ss_blas_better_core() : NULL;
+    if (core == NULL || getenv("SHARDSEG_NO_BLAS_REEXEC") != NULL) {
+        return;
+    }
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); // exec failed: carry on with the core OpenBLAS chose
+}
+
 int main(int argc, char **argv)
 {
+    run_with_better_blas_core(argv);
     if (argc < 2) {
         ss_cli_error(NULL, "no command given; run shardseg --help for the list");
         return SS_EXIT_USAGE;

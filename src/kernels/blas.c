@@ -1,6 +1,8 @@
 #include "shardseg/blas.h"
 
 #include <stdio.h>
+#include <string.h>
+#include <strings.h>
 
 #include <cblas.h>
 #include <omp.h>
@@ -86,6 +88,39 @@ void ss_gemm_serial(ss_trans_t ta,
     }
     cblas_sgemm(CblasRowMajor, cblas_trans(ta), cblas_trans(tb), (blasint)m, (blasint)n, (blasint)k,
                 alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+}
+
+// How capable an OpenBLAS x86 core is: 0 for the pre-AVX2 ones (Prescott ... Sandybridge).
+static int core_rank(const char *name)
+{
+    static const char *ranked[][2] = {{"haswell", "1"},
+                                      {"zen", "1"},
+                                      {"skylakex", "2"},
+                                      {"cooperlake", "3"},
+                                      {"sapphirerapids", "4"}};
+    for (size_t i = 0; i < sizeof(ranked) / sizeof(ranked[0]); i++) {
+        if (strcasecmp(name, ranked[i][0]) == 0) {
+            return ranked[i][1][0] - '0';
+        }
+    }
+    return 0;
+}
+
+const char *ss_blas_better_core(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    const char *best = NULL;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+        best = __builtin_cpu_supports("avx512bf16") ? "Cooperlake" : "SkylakeX";
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        best = "Haswell";
+    }
+    return best != NULL && core_rank(best) > core_rank(openblas_get_corename()) ? best : NULL;
+#else
+    return NULL;
+#endif
 }
 
 int ss_blas_is_openmp(void)
