@@ -8,7 +8,7 @@
 //   [data]   file, patch, fold, samples_per_case, fg_fraction, fg_samples, flip,
 //            intensity_scale, intensity_shift, prefetch, rot90
 //   [train]  steps, epochs, batch, seed, threads, val_interval, val_metric, val_cases,
-//            val_overlap, checkpoint_interval, keep_checkpoints
+//            val_overlap, checkpoint_interval, keep_checkpoints, time_limit
 //   [optim]  name, lr, weight_decay, betas, eps, momentum, dampening, nesterov, clip_norm,
 //            schedule, warmup_steps, warmup_start_factor, t_max, eta_min, power, step_size, gamma
 //   [loss]   name, act, smooth_nr, smooth_dr, squared_pred, include_background, batch
@@ -70,6 +70,7 @@ typedef struct {
     double val_overlap;          // sliding-window overlap of validation inference
     int64_t checkpoint_interval; // steps between checkpoints (0: only at the end / on signals)
     int keep_checkpoints;        // newest checkpoints kept (>= 1)
+    double time_limit;           // seconds of wall time, then checkpoint and stop (0: none)
     // [optim] and [loss]
     ss_step_config_t step; // optimizer, lr schedule (lr0 = optim.lr), clipping, loss
     ss_loss_kind_t loss_kind;

@@ -45,13 +45,22 @@ typedef struct {
     int64_t best_step;
     double last_val;
     int plain_every; // print a plain line every N steps when no bar is drawn
+    double t_start;  // when this process started training (train.time_limit counts from here)
+    int timed_out;   // stopped by train.time_limit
 } run_t;
 
 static ss_status_t hook_step(void *p, const ss_train_event_t *e, ss_error_t *err)
 {
     run_t *r = p;
-    ss_metrics_step_t s = {e->step + 1, e->r.loss, e->r.dice, e->r.ce, e->r.lr, e->ms, e->wait_ms,
-                           (uint64_t)e->peak_mem};
+    // train.time_limit: the step that crosses it is the last; it is saved like a SIGTERM stop, so
+    // the run continues with --resume. (One rank: with several ranks this decision must become a
+    // collective one, in src/dist, before sequence-parallel training lands.)
+    if (r->cfg->time_limit > 0 && ss_time_now() - r->t_start >= r->cfg->time_limit) {
+        r->timed_out = 1;
+        g_cancel = 1;
+    }
+    ss_metrics_step_t s = {e->step + 1, e->r.loss, e->r.dice,  e->r.ce,
+                           e->r.lr,     e->ms,     e->wait_ms, (uint64_t)e->peak_mem};
     if (r->log != NULL) {
         SS_TRY(ss_metrics_log_step(r->log, &s, err));
     }
@@ -179,7 +188,8 @@ static ss_status_t make_dir(const char *dir, ss_error_t *err)
 }
 
 // The trainer's options from the resolved configuration.
-static ss_status_t opts_from_config(const ss_train_config_t *c, ss_train_opts_t *o, int nthreads, ss_error_t *err)
+static ss_status_t
+opts_from_config(const ss_train_config_t *c, ss_train_opts_t *o, int nthreads, ss_error_t *err)
 {
     (void)err;
     ss_train_opts_default(o);
@@ -233,7 +243,11 @@ static ss_status_t start(run_t *r, int resuming, ss_budget_t *budget, ss_error_t
     return SS_OK;
 }
 
-static int train(ss_cli_ctx_t *ctx, const char *cmd, const ss_train_config_t *cfg, const char *text, int resuming)
+static int train(ss_cli_ctx_t *ctx,
+                 const char *cmd,
+                 const ss_train_config_t *cfg,
+                 const char *text,
+                 int resuming)
 {
     run_t r;
     memset(&r, 0, sizeof(r));
@@ -242,6 +256,7 @@ static int train(ss_cli_ctx_t *ctx, const char *cmd, const ss_train_config_t *cf
     r.config_text = text;
     r.best = NAN;
     r.last_val = NAN;
+    r.t_start = ss_time_now();
     r.plain_every = cfg->steps >= 100 ? (int)(cfg->steps / 50) : 1;
     snprintf(r.dir, sizeof(r.dir), "%s", cfg->out_dir);
     ss_budget_t budget;
@@ -258,17 +273,21 @@ static int train(ss_cli_ctx_t *ctx, const char *cmd, const ss_train_config_t *cf
     int stopped = 0;
     if (st == SS_OK) {
         ss_progress_start(&r.bar, "train", cfg->steps, ctx->rank);
-        ss_train_hooks_t h = {&r, hook_step, hook_val, hook_save, cfg->checkpoint_interval,
+        ss_train_hooks_t h = {&r,       hook_step, hook_val, hook_save, cfg->checkpoint_interval,
                               &g_cancel};
         st = ss_trainer_run(r.tr, &h, &stopped, &err);
         ss_progress_finish(&r.bar);
     }
     int rc = st == SS_OK ? SS_EXIT_OK : ss_cli_fail(cmd, &err);
     if (st == SS_OK && ctx->rank == 0) {
-        if (stopped) {
+        if (stopped && r.timed_out) {
+            printf("stopped at train.time_limit (%g s) after step %lld; continue with: shardseg "
+                   "train --config %s/config.ini --resume %s\n",
+                   cfg->time_limit, (long long)ss_trainer_next_step(r.tr), r.dir, r.dir);
+        } else if (stopped) {
             printf("stopped by signal %d after step %lld; continue with: shardseg train --config "
-                   "%s/config.ini --resume %s\n", (int)g_stop,
-                   (long long)ss_trainer_next_step(r.tr), r.dir, r.dir);
+                   "%s/config.ini --resume %s\n",
+                   (int)g_stop, (long long)ss_trainer_next_step(r.tr), r.dir, r.dir);
         } else if (!isnan(r.best)) {
             printf("done: best mean validation Dice %.4f at step %lld\n", r.best,
                    (long long)r.best_step);

@@ -95,6 +95,7 @@ static const key_def_t g_keys[] = {
     {"train", "val_overlap", T_DBL, O(val_overlap), NULL, 0, 0},
     {"train", "checkpoint_interval", T_I64, O(checkpoint_interval), NULL, 0, 0},
     {"train", "keep_checkpoints", T_INT, O(keep_checkpoints), NULL, 0, 0},
+    {"train", "time_limit", T_DBL, O(time_limit), NULL, 0, 0},
     {"optim", "name", T_ENUM, O(step.optim), g_optims, 0, 0},
     {"optim", "lr", T_DBL, O(step.lr.lr0), NULL, 0, 0},
     {"optim", "weight_decay", T_DBL, O(step.adam.weight_decay), NULL, 0, 0},
@@ -695,6 +696,10 @@ static ss_status_t check_train(const ss_train_config_t *c, int *key, ss_error_t 
                    : c->val_cases < 0  ? "val_cases"
                                        : "checkpoint_interval",
                    err, "must be >= 0");
+    }
+    if (!(c->time_limit >= 0) || !isfinite(c->time_limit)) {
+        return bad(key, "train", "time_limit", err,
+                   "%g must be a number of seconds >= 0 (0: no limit)", c->time_limit);
     }
     if (find_name(g_metrics, c->val_metric) < 0) {
         return bad(key, "train", "val_metric", err,
