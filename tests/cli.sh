@@ -53,6 +53,7 @@ expect 1 "--mem-limit: .* would exceed the limit" bench gemm --size 512 --mem-li
 expect 0 "sgemm_gflops_median=" bench gemm --size 128 --repeats 2 --threads 1
 expect 0 "sgemm_gflops_median=" --threads 1 bench gemm --size 64 --repeats 1
 
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 # OpenBLAS runs kernels the CPU can use best: on a CPU newer than the library it would fall back
 # to SSE3 ("Prescott") kernels unless shardseg re-runs itself with OPENBLAS_CORETYPE (blas.h).
 # A core set in the environment is left alone.
