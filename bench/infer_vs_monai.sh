@@ -11,6 +11,12 @@
 # synthetic case of 240x240x155 (shardseg synth). Needs a built ./shardseg; the PyTorch columns
 # read "-" without Debian's python3-torch / python3-nibabel / python3-h5py.
 set -euo pipefail
+# PyTorch's OpenBLAS (Debian's libblas.so.3) gets the kernels shardseg runs: on a CPU newer than
+# OpenBLAS both would otherwise fall back to SSE3 ones (README, "OPENBLAS_CORETYPE").
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x ./shardseg ]; then
+    OPENBLAS_CORETYPE=$(./shardseg --version | sed -n 's/.*core \([A-Za-z0-9]*\)).*/\1/p')
+    export OPENBLAS_CORETYPE
+fi
 cd "$(dirname "$0")/.."
 threads=2 runs=2 rois=96,128 overlap=0.5 case="" hidden=192 mlp=768 feature=16
 while [ $# -gt 0 ]; do

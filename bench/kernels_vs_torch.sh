@@ -4,6 +4,12 @@
 #   bench/kernels_vs_torch.sh [--threads T] [--repeats R] [--only op,op]
 # Needs a built ./shardseg and Debian's python3-torch (/usr/bin/python3).
 set -euo pipefail
+# PyTorch's OpenBLAS (Debian's libblas.so.3) gets the kernels shardseg runs: on a CPU newer than
+# OpenBLAS both would otherwise fall back to SSE3 ones (README, "OPENBLAS_CORETYPE").
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x ./shardseg ]; then
+    OPENBLAS_CORETYPE=$(./shardseg --version | sed -n 's/.*core \([A-Za-z0-9]*\)).*/\1/p')
+    export OPENBLAS_CORETYPE
+fi
 cd "$(dirname "$0")/.."
 threads=2 repeats=5 only=""
 while [ $# -gt 0 ]; do

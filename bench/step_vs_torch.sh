@@ -8,6 +8,12 @@
 # Needs a built ./shardseg and Debian's python3-torch (/usr/bin/python3); without torch the
 # PyTorch columns read "-".
 set -euo pipefail
+# PyTorch's OpenBLAS (Debian's libblas.so.3) gets the kernels shardseg runs: on a CPU newer than
+# OpenBLAS both would otherwise fall back to SSE3 ones (README, "OPENBLAS_CORETYPE").
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x ./shardseg ]; then
+    OPENBLAS_CORETYPE=$(./shardseg --version | sed -n 's/.*core \([A-Za-z0-9]*\)).*/\1/p')
+    export OPENBLAS_CORETYPE
+fi
 cd "$(dirname "$0")/.."
 threads=2 steps=5 warmup=2 only="" device=cpu
 while [ $# -gt 0 ]; do
