@@ -64,6 +64,7 @@ int ss_cli_cmd_prep(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
 int ss_cli_cmd_synth(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
 int ss_cli_bench_data(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
 int ss_cli_cmd_eval(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
+int ss_cli_cmd_report(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
 int ss_cli_cmd_train(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
 int ss_cli_cmd_weights(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);
 int ss_cli_cmd_forward(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv);

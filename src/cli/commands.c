@@ -33,7 +33,10 @@ static const ss_cli_command_t g_commands[] = {
      "usage: shardseg eval --pred DIR --ref DIR [--csv FILE] [--json FILE] [--labels NAME]\n",
      ss_cli_cmd_eval, NULL},
     {"report", "learning curves and a summary page from a run directory",
-     "usage: shardseg report RUN_DIR\n", NULL, "the Inference and evaluation issue"},
+     "usage: shardseg report RUN_DIR [--out FILE.png] [--metrics FILE] [--loss-scale SCALE]\n"
+     "Draws RUN_DIR/metrics.jsonl (loss, validation Dice, learning rate) and a summary on one\n"
+     "PNG page (default RUN_DIR/report.png) and prints the summary.\n",
+     ss_cli_cmd_report, NULL},
     {"forward", "run a network's forward pass on an HDF5 tensor",
      "usage: shardseg forward --weights W.h5 --input X.h5 --output Y.h5\n"
      "X holds /image [N][C][I][J][K]; Y gets /logits. Works under mpirun -np P.\n",
