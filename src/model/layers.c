@@ -364,6 +364,7 @@ ss_status_t
 resblock_fwd(ss_model_t *m, resblock_t *r, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
 {
     ss_tensor_t h1, a1, h2, s;
+    ss_arena_mark_t mark = ss_arena_mark(m->act);
     SS_TRY(conv_fwd(m, &r->conv1, &h1, x, err));
     SS_TRY(norm_fwd(m, &r->norm1, &a1, &h1, err));
     SS_TRY(act_fwd(m, &a1, g_lrelu, err));
@@ -378,6 +379,7 @@ resblock_fwd(ss_model_t *m, resblock_t *r, ss_tensor_t *y, const ss_tensor_t *x,
         model_add(&s, x, m->plan.nthreads);
     }
     SS_TRY(act_fwd(m, &s, g_lrelu, err));
+    SS_TRY(model_keep_only(m, mark, &s, err));
     r->a1 = a1;
     r->out = s;
     *y = s;

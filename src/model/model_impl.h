@@ -68,6 +68,12 @@ ss_status_t model_tmp5(
     ss_model_t *m, ss_tensor_t *t, int64_t n, int64_t c, const int64_t e[3], ss_error_t *err);
 ss_status_t model_act_like(ss_model_t *m, ss_tensor_t *t, const ss_tensor_t *like, ss_error_t *err);
 ss_status_t model_tmp_like(ss_model_t *m, ss_tensor_t *t, const ss_tensor_t *like, ss_error_t *err);
+// Inference (plan.training = 0) only, a no-op when training: frees every activation allocated in
+// m->act since mark except *t, which moves down to the mark (memmove: the arena hands out the
+// first fit after the mark, never above t's old place in t's chunk). The forward pass of a block
+// thus leaves only its output behind, as PyTorch frees tensors after their last use under
+// no_grad: the whole-case inference peak follows the largest block, not the sum of all.
+ss_status_t model_keep_only(ss_model_t *m, ss_arena_mark_t mark, ss_tensor_t *t, ss_error_t *err);
 // y += x (same shape, contiguous).
 void model_add(ss_tensor_t *y, const ss_tensor_t *x, int nthreads);
 // dst[n][b][a] = src[n][a][b] for contiguous [n][a][b] -> [n][b][a] (tokens <-> channels).

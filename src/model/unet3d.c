@@ -63,12 +63,14 @@ static ss_status_t
 cblock_fwd(ss_model_t *m, cblock_t *c, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
 {
     ss_tensor_t h = *x, t;
+    ss_arena_mark_t mark = ss_arena_mark(m->act);
     for (int b = 0; b < c->nb; b++) {
         SS_TRY(conv_fwd(m, &c->conv[b], &t, &h, err));
         SS_TRY(norm_fwd(m, &c->norm[b], &h, &t, err));
         SS_TRY(act_fwd(m, &h, 0.0f, err));
         c->out[b] = h;
     }
+    SS_TRY(model_keep_only(m, mark, &h, err));
     *y = h;
     return SS_OK;
 }
@@ -162,8 +164,10 @@ unet_fwd(ss_model_t *m, ss_tensor_t *logits, const ss_tensor_t *x, ss_error_t *e
         h = u->skip[l];
     }
     for (int l = u->depth - 2; l >= 0; l--) {
+        ss_arena_mark_t mark = ss_arena_mark(m->act);
         SS_TRY(upsample_concat(m, &u->up[l], &u->cat[l], &h, &u->skip[l], err));
         SS_TRY(cblock_fwd(m, &u->upb[l], &h, &u->cat[l], err));
+        SS_TRY(model_keep_only(m, mark, &h, err));
     }
     u->last = h;
     return conv_fwd(m, &u->out, logits, &h, err);

@@ -227,9 +227,11 @@ static ss_status_t
 decoder_fwd(ss_model_t *m, unetr_t *u, int d, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
 {
     upblock_t *b = &u->dec[d];
+    ss_arena_mark_t mark = ss_arena_mark(m->act);
     SS_TRY(upsample_concat(m, &b->up, &b->cat, x, skip_of(u, d), err));
     b->in = *x;
-    return resblock_fwd(m, &b->res, y, &b->cat, err);
+    SS_TRY(resblock_fwd(m, &b->res, y, &b->cat, err));
+    return model_keep_only(m, mark, y, err); // in inference the concatenation dies here
 }
 
 static ss_status_t
