@@ -136,6 +136,54 @@ START_TEST(tc_dice)
 }
 END_TEST
 
+// Two tumour blobs (27 and 8 voxels, touching only diagonally inside each one) plus a TC voxel
+// in the small blob: only the large blob survives, and with it only its own TC voxels.
+START_TEST(tc_keep_largest)
+{
+    const int64_t d[3] = {6, 7, 8}, vol = 6 * 7 * 8;
+    float lg[2 * 6 * 7 * 8];
+    for (int64_t v = 0; v < 2 * vol; v++) {
+        lg[v] = -2.0f;
+    }
+#define AT(i, j, k) (((i)*d[1] + (j)) * d[2] + (k))
+    for (int i = 0; i < 3; i++) { // the large blob: a 3x3x3 cube at the origin
+        for (int j = 0; j < 3; j++) {
+            for (int k = 0; k < 3; k++) {
+                lg[AT(i, j, k)] = 1.0f;
+            }
+        }
+    }
+    lg[vol + AT(1, 1, 1)] = 3.0f; // TC inside the large blob
+    const int64_t small[8][3] = {{4, 4, 5}, {5, 5, 6}, {4, 5, 6}, {5, 4, 5}, // diagonal chain
+                                 {4, 4, 6}, {5, 5, 7}, {4, 6, 7}, {5, 6, 7}};
+    for (int s = 0; s < 8; s++) {
+        lg[AT(small[s][0], small[s][1], small[s][2])] = 0.5f;
+    }
+    lg[vol + AT(4, 4, 5)] = 2.0f; // TC inside the small blob
+    int64_t kept = 0;
+    ss_error_t err;
+    ck_assert_int_eq(ss_infer_keep_largest(lg, 2, d, &kept, &err), SS_OK);
+    ck_assert_int_eq(kept, 27);
+    int64_t wt = 0;
+    for (int64_t v = 0; v < vol; v++) {
+        wt += lg[v] > 0.0f;
+    }
+    ck_assert_int_eq(wt, 27);
+    ck_assert(lg[AT(4, 4, 5)] < 0.0f && lg[vol + AT(4, 4, 5)] < 0.0f);
+    ck_assert(lg[vol + AT(1, 1, 1)] == 3.0f && lg[AT(2, 2, 2)] == 1.0f);
+    // The small blob is one component under 26-connectivity: kept when the cube is gone.
+    for (int64_t v = 0; v < vol; v++) {
+        lg[v] = -2.0f;
+    }
+    for (int s = 0; s < 8; s++) {
+        lg[AT(small[s][0], small[s][1], small[s][2])] = 0.5f;
+    }
+#undef AT
+    ck_assert_int_eq(ss_infer_keep_largest(lg, 1, d, &kept, &err), SS_OK);
+    ck_assert_int_eq(kept, 8);
+}
+END_TEST
+
 static Suite *infer_suite(void)
 {
     Suite *s = suite_create("infer");
@@ -144,6 +192,7 @@ static Suite *infer_suite(void)
     tcase_add_test(tc, tc_gaussian_weights);
     tcase_add_test(tc, tc_bad_overlap);
     tcase_add_test(tc, tc_dice);
+    tcase_add_test(tc, tc_keep_largest);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -69,6 +69,14 @@ ss_status_t ss_infer_volume(ss_model_t *m,
                             const ss_infer_params_t *p,
                             ss_error_t *err);
 
+// Post-processing (MONAI's KeepLargestConnectedComponent on the whole tumour, full 26-neighbour
+// connectivity): voxels of logits [nchan][I][J][K] outside the largest connected component of
+// channel 0 > 0 (WT, or the tumour of a 1-channel network) get every channel set to -1, so the
+// sub-regions (TC, ET) stay only inside the kept tumour. Ties keep the component found first in
+// i, j, k order. *kept (may be NULL) gets the component's voxel count. SS_ENOMEM.
+ss_status_t ss_infer_keep_largest(
+    float *logits, int64_t nchan, const int64_t size[3], int64_t *kept, ss_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif

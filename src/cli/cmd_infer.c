@@ -28,7 +28,8 @@
 
 static const char g_usage[] =
     "usage: shardseg infer --weights W.h5 --input CASE --out pred.nii.gz [--overlap F]\n"
-    "                      [--mode gaussian|constant] [--tta] [--png overlay.png]\n"
+    "                      [--mode gaussian|constant] [--tta] [--keep-largest] [--png "
+    "overlay.png]\n"
     "                      [--labels brats|brats2023|msd]\n"
     "       shardseg infer --weights W.h5 --input DIR --out OUTDIR [...]\n"
     "CASE: a BraTS 2018-21 / 2023 case folder, an MSD 4D image (imagesTr/<case>.nii.gz), or\n"
@@ -46,6 +47,7 @@ typedef struct {
     const char *weights, *input, *out, *mode, *png, *labels;
     double overlap;
     int tta;
+    int keep_largest;
 } infer_opts_t;
 
 typedef struct {
@@ -516,6 +518,9 @@ predict(infer_run_t *r, const infer_item_t *it, const ss_prepared_t *pc, ss_erro
     if (rc == SS_OK) {
         rc = ss_infer_volume(r->m, logits, pc->image, pc->dim, &r->p, err);
     }
+    if (rc == SS_OK && r->o->keep_largest) {
+        rc = ss_infer_keep_largest(logits, cout, pc->dim, NULL, err);
+    }
     if (rc == SS_OK) {
         rc = ss_aligned_alloc((void **)&full, fbytes, &r->budget, "label map", err);
     }
@@ -652,6 +657,8 @@ int ss_cli_cmd_infer(ss_cli_ctx_t *ctx, const char *cmd, int argc, char **argv)
          0.99},
         {"mode", 0, SS_OPT_STRING, &o.mode, "M", "gaussian (default) or constant blending", 1, 0},
         {"tta", 0, SS_OPT_FLAG, &o.tta, NULL, "also average the 7 flipped versions", 1, 0},
+        {"keep-largest", 0, SS_OPT_FLAG, &o.keep_largest, NULL,
+         "keep only the largest connected tumour (WT) component", 1, 0},
         {"png", 0, SS_OPT_STRING, &o.png, "FILE", "overlay PNG (a folder for many cases)", 1, 0},
         {"labels", 0, SS_OPT_STRING, &o.labels, "C", "brats|brats2023|msd (default: the input's)",
          1, 0},

@@ -168,7 +168,9 @@ render_slice(const ss_overlay_t *o, const view_t *v, const int64_t centre[3], fl
         for (int x = 0; x < nh; x++) {
             int64_t ih = v->flip_h ? nh - 1 - x : x, iv = v->flip_v ? nv - 1 - y : y;
             int64_t idx = ih * vstride[v->h] + iv * vstride[v->v] + centre[v->s] * vstride[v->s];
-            double g = ((double)o->image[idx] - lo) / (hi - lo);
+            // Exactly 0 is outside the brain (prep's z-score leaves it there): black, not the
+            // grey of an average brain voxel.
+            double g = o->image[idx] == 0.0f ? 0.0 : ((double)o->image[idx] - lo) / (hi - lo);
             g = isfinite(g) ? fmin(fmax(g, 0.0), 1.0) : 0.0;
             double rgb[3] = {g, g, g};
             uint8_t c = o->labels != NULL ? o->labels[idx] : 0;

@@ -2,6 +2,7 @@
 #include "shardseg/infer.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -247,4 +248,67 @@ ss_status_t ss_infer_volume(ss_model_t *m,
                           c->in_channels,
                           c->out_channels};
     return ss_infer_volume_net(&net, out, image, size, p, err);
+}
+
+// Floods the 26-connected component of mask voxel seed with label id, using stack (room for
+// every voxel); returns its size.
+static int64_t
+flood(int32_t *lab, int64_t *stack, const float *wt, const int64_t d[3], int64_t seed, int32_t id)
+{
+    int64_t top = 0, n = 0;
+    lab[seed] = id;
+    stack[top++] = seed;
+    while (top > 0) {
+        int64_t v = stack[--top], i = v / (d[1] * d[2]), j = v / d[2] % d[1], k = v % d[2];
+        n++;
+        for (int64_t a = i > 0 ? i - 1 : i; a <= i + 1 && a < d[0]; a++) {
+            for (int64_t b = j > 0 ? j - 1 : j; b <= j + 1 && b < d[1]; b++) {
+                for (int64_t c = k > 0 ? k - 1 : k; c <= k + 1 && c < d[2]; c++) {
+                    int64_t u = (a * d[1] + b) * d[2] + c;
+                    if (lab[u] == 0 && wt[u] > 0.0f) {
+                        lab[u] = id;
+                        stack[top++] = u;
+                    }
+                }
+            }
+        }
+    }
+    return n;
+}
+
+ss_status_t ss_infer_keep_largest(
+    float *logits, int64_t nchan, const int64_t size[3], int64_t *kept, ss_error_t *err)
+{
+    const int64_t vol = size[0] * size[1] * size[2];
+    int32_t *lab = calloc((size_t)vol, sizeof(int32_t));
+    int64_t *stack = malloc((size_t)vol * sizeof(int64_t));
+    if (lab == NULL || stack == NULL) {
+        free(lab);
+        free(stack);
+        SS_FAIL(err, SS_ENOMEM, "largest component: out of memory for %lld voxels", (long long)vol);
+    }
+    int32_t id = 0, best = 0;
+    int64_t best_n = 0;
+    for (int64_t v = 0; v < vol; v++) {
+        if (lab[v] == 0 && logits[v] > 0.0f && id < INT32_MAX) {
+            int64_t n = flood(lab, stack, logits, size, v, ++id);
+            if (n > best_n) {
+                best_n = n;
+                best = id;
+            }
+        }
+    }
+    for (int64_t v = 0; v < vol; v++) {
+        if (lab[v] != best || best == 0) {
+            for (int64_t c = 0; c < nchan; c++) {
+                logits[c * vol + v] = fminf(logits[c * vol + v], -1.0f);
+            }
+        }
+    }
+    if (kept != NULL) {
+        *kept = best_n;
+    }
+    free(lab);
+    free(stack);
+    return SS_OK;
 }
