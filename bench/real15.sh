@@ -3,7 +3,9 @@
 #
 # 3-fold: train on two cases for a fixed wall time (default 15 minutes), then predict the third
 # (shardseg infer, whole case, original geometry) and score it against its expert labels
-# (shardseg eval: Dice and HD95 for WT, TC, ET). Prints one row per fold and the mean.
+# (shardseg eval: Dice and HD95 for WT, TC, ET). Prints one row per fold and the mean, for the
+# raw prediction and for the same one with only its largest connected tumour kept
+# (infer --keep-largest: post-processing, no extra training time).
 #
 #   bench/real15.sh [--minutes M] [--model unetr|unet3d] [--threads T] [--lr LR]
 #                   [--patch P] [--real DIR] [--out DIR] [--folds 0,1,2]
@@ -49,11 +51,11 @@ model_keys() {
     fi
 }
 
-rows=()
+rows=() rows_big=()
 for f in ${folds//,/ }; do
     held=${cases[$f]}
     d="$out/fold$f"
-    rm -rf "$d" && mkdir -p "$d/train" "$d/pred"
+    rm -rf "$d" && mkdir -p "$d/train" "$d/pred" "$d/pred-largest"
     for c in "${cases[@]}"; do
         [ "$c" = "$held" ] || ln -s "$real_abs/$c" "$d/train/$c"
     done
@@ -86,20 +88,34 @@ for f in ${folds//,/ }; do
     "$bin" weights export "$d/run" --out "$d/weights.h5" >/dev/null
     "$bin" infer --weights "$d/weights.h5" --input "$real/$held" --out "$d/pred/$held.nii.gz" \
         --png "$d/$held.png" --overlap 0.5 >"$d/infer.log"
+    "$bin" infer --weights "$d/weights.h5" --input "$real/$held" --keep-largest \
+        --out "$d/pred-largest/$held.nii.gz" --png "$d/$held-largest.png" --overlap 0.5 \
+        >"$d/infer-largest.log"
     "$bin" eval --pred "$d/pred" --ref "$real" --csv "$d/eval.csv" >"$d/eval.log"
+    "$bin" eval --pred "$d/pred-largest" --ref "$real" --csv "$d/eval-largest.csv" \
+        >"$d/eval-largest.log"
     line=$(sed -n 2p "$d/eval.csv")
+    big=$(sed -n 2p "$d/eval-largest.csv")
     train_s=$(echo "$t1 - $t0" | bc)
     rows+=("$f,$held,$done_steps,$train_s,${line#*,}")
-    echo "fold $f: $done_steps steps in ${train_s} s; Dice WT/TC/ET, HD95: ${line#*,}"
+    rows_big+=("$f,$held,$done_steps,$train_s,${big#*,}")
+    echo "fold $f: $done_steps steps in ${train_s} s; Dice WT/TC/ET, HD95: ${line#*,}" \
+        "(largest component: ${big#*,})"
 done
 
 echo
 echo "model=$model patch=${patch}^3 lr=$lr threads=$threads budget=${minutes} min per fold"
-printf '%-5s %-22s %6s %8s %7s %7s %7s %9s %9s %9s\n' fold "held-out case" steps train_s \
-    "WT" "TC" "ET" "HD95 WT" "TC" "ET"
-printf '%s\n' "${rows[@]}" | awk -F, '
-    { printf "%-5s %-22s %6d %8.0f %7.4f %7.4f %7.4f %9.2f %9.2f %9.2f\n",
-             $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
-      for (i = 5; i <= 10; i++) s[i] += $i; n++ }
-    END { printf "%-5s %-22s %6s %8s %7.4f %7.4f %7.4f %9.2f %9.2f %9.2f\n", "mean", "", "", "",
-                 s[5]/n, s[6]/n, s[7]/n, s[8]/n, s[9]/n, s[10]/n }'
+table() {
+    printf '%-5s %-22s %6s %8s %7s %7s %7s %9s %9s %9s\n' fold "held-out case" steps train_s \
+        "WT" "TC" "ET" "HD95 WT" "TC" "ET"
+    printf '%s\n' "$@" | awk -F, '
+        { printf "%-5s %-22s %6d %8.0f %7.4f %7.4f %7.4f %9.2f %9.2f %9.2f\n",
+                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+          for (i = 5; i <= 10; i++) s[i] += $i; n++ }
+        END { printf "%-5s %-22s %6s %8s %7.4f %7.4f %7.4f %9.2f %9.2f %9.2f\n", "mean", "", "",
+                     "", s[5]/n, s[6]/n, s[7]/n, s[8]/n, s[9]/n, s[10]/n }'
+}
+echo "raw prediction:"
+table "${rows[@]}"
+echo "largest connected tumour component kept (infer --keep-largest):"
+table "${rows_big[@]}"
