@@ -11,8 +11,10 @@
 #                   [--patch P] [--real DIR] [--out DIR] [--folds 0,1,2]
 #
 # The step count is calibrated so that the learning-rate schedule (cosine after a warm-up) ends
-# at the time limit: `shardseg bench step` times the configuration first (its seconds are
-# counted inside the budget), and train.time_limit stops the run at the limit in any case. The
+# near the time limit: `shardseg bench step` times the configuration first (its seconds are
+# counted inside the budget) and the plan keeps 15% in reserve, because the step time of this
+# shared machine drifts by up to 1.7x within minutes; train.time_limit stops the run at the
+# limit in any case. The
 # default network is the one the user's MONAI baseline used (UNETR, hidden 192, 12 layers).
 set -euo pipefail
 minutes=15 model=unetr threads=2 lr=1e-3 patch=64 folds=0,1,2
@@ -74,11 +76,11 @@ for f in ${folds//,/ }; do
     model_args=$(model_keys | awk -F' = ' '{ k = $1; gsub("_", "-", k); if (k == "norm-name") k = "norm"; printf "--%s %s ", k, $2 }')
     # shellcheck disable=SC2086
     "$bin" weights init $model_args --out "$d/init.h5" >/dev/null
-    ms=$("$bin" bench step --weights "$d/init.h5" --steps 3 --threads "$threads" |
+    ms=$("$bin" bench step --weights "$d/init.h5" --steps 6 --threads "$threads" |
         sed -n 's/.*ms_per_step=\([0-9.]*\).*/\1/p' | tail -1)
     now=$(date +%s.%N)
     steps=$(awk -v b="$budget" -v u="$(echo "$now - $t0" | bc)" -v ms="$ms" \
-        'BEGIN { s = int((b - u) * 1000 / ms * 0.97); print s < 30 ? 30 : s }')
+        'BEGIN { s = int((b - u) * 1000 / ms * 0.85); print s < 30 ? 30 : s }')
     left=$(awk -v b="$budget" -v u="$(echo "$now - $t0" | bc)" 'BEGIN { printf "%.1f", b - u }')
     echo "fold $f: held out $held; ${ms} ms/step calibrated -> $steps steps in $left s"
     "$bin" train --config "$d/run.ini" train.steps="$steps" train.time_limit="$left" \
