@@ -96,7 +96,8 @@ ss_status_t ss_instnorm_stats_merge(ss_norm_moments_t *out,
                                     int nparts,
                                     int64_t len,
                                     ss_error_t *err);
-// OUT y; OUT mean, rstd (N*G floats each, may be NULL) from the GLOBAL stats (N*G).
+// OUT y (may be x itself: the update is elementwise); OUT mean, rstd (N*G floats each, may be
+// NULL) from the GLOBAL stats (N*G).
 // SS_EINVAL if a group of the global stats is empty.
 ss_status_t ss_instnorm_fwd_apply(ss_tensor_t *y,
                                   ss_tensor_t *mean,

@@ -257,7 +257,11 @@ norm_fwd(ss_model_t *m, norm_t *nm, ss_tensor_t *y, const ss_tensor_t *x, ss_err
     int64_t ms[2] = {n, nm->c};
     SS_TRY(ss_tensor_alloc(&nm->mean, SS_F32, 2, ms, m->act, err));
     SS_TRY(ss_tensor_alloc(&nm->rstd, SS_F32, 2, ms, m->act, err));
-    SS_TRY(model_act_like(m, y, x, err));
+    if (m->plan.training) {
+        SS_TRY(model_act_like(m, y, x, err));
+    } else {
+        *y = *x; // inference: normalise in place, every caller's x is a conv output read only here
+    }
     ss_tensor_t g, b;
     if (nm->gamma >= 0) {
         g = model_w(m, nm->gamma);
