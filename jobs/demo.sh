@@ -36,7 +36,7 @@ fg_fraction = 0.5
 
 [train]
 steps = $steps
-val_interval = 0
+val_interval = 250
 val_cases = 3
 checkpoint_interval = 0
 seed = 1
@@ -55,16 +55,21 @@ stamp "training ($steps steps; progress on a terminal, every 2% otherwise)"
 "$bin" weights export "$out/run" --out "$out/unetr.h5"
 
 stamp "inference on the held-out cases"
-"$bin" infer --weights "$out/unetr.h5" --input "$out/heldout" --out "$out/pred" --overlap 0.5
+"$bin" infer --weights "$out/unetr.h5" --input "$out/heldout" --out "$out/pred" --overlap 0.5 \
+    --png "$out/png"
 first=$(ls "$out/heldout" | head -1)
 stamp "evaluation (Dice, HD95) on the held-out cases"
 "$bin" eval --pred "$out/pred" --ref "$out/heldout" --csv "$out/heldout.csv" --json "$out/heldout.json"
 
 if [ -d "$real" ]; then
     stamp "the same network on the real BraTS 2018 cases in $real (no fine-tuning)"
-    "$bin" infer --weights "$out/unetr.h5" --input "$real" --out "$out/pred-real" --overlap 0.5
+    "$bin" infer --weights "$out/unetr.h5" --input "$real" --out "$out/pred-real" --overlap 0.5 \
+        --png "$out/png-real"
     "$bin" eval --pred "$out/pred-real" --ref "$real" --csv "$out/real.csv" --json "$out/real.json"
 fi
+stamp "learning curves and summary of the run"
+"$bin" report "$out/run" --out "$out/report.png"
 stamp "done"
 echo "prediction: $out/pred/$first.nii.gz (opens over $out/heldout/$first/${first}_flair.nii.gz)"
-echo "metrics:    $out/run/metrics.jsonl, $out/heldout.csv"
+echo "overlay:    $out/png/$first.png (three slices, prediction over FLAIR)"
+echo "metrics:    $out/run/metrics.jsonl, $out/heldout.csv, $out/report.png"
