@@ -2,13 +2,12 @@
 #include "shardseg/image.h"
 
 #include <cairo.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "train_impl.h"
 
 // Page layout in pixels: three square panel boxes side by side under a title line, a legend below.
 enum { PANEL = 320, MARGIN = 16, TITLE_H = 30, CAPTION_H = 22, LEGEND_H = 34 };
@@ -317,32 +316,8 @@ ss_status_t ss_image_overlay_png(const char *path,
     }
     float lo = 0.0f, hi = 1.0f;
     SS_TRY(grey_window(o, &lo, &hi, err));
-    char tmp[4200];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >= (int)sizeof(tmp)) {
-        SS_FAIL(err, SS_EINVAL, "%s: path too long", path);
-    }
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        SS_FAIL_LIB(err, SS_EINVAL, errno, "%s: cannot write: %s; choose a writable path", path,
-                    strerror(errno));
-    }
-    (void)fchmod(fd, 0644); // mkstemp's 0600 would hide the picture from the rest of the group
-    close(fd);
     cairo_surface_t *page = draw_page(o, c, lo, hi);
-    cairo_status_t cs = cairo_surface_status(page);
-    if (cs == CAIRO_STATUS_SUCCESS) {
-        cs = cairo_surface_write_to_png(page, tmp);
-    }
+    ss_status_t rc = ss__train_write_png(page, path, err);
     cairo_surface_destroy(page);
-    if (cs != CAIRO_STATUS_SUCCESS) {
-        unlink(tmp);
-        SS_FAIL_LIB(err, SS_EIO, (int)cs, "%s: cannot draw or write the PNG: %s; check the disk",
-                    path, cairo_status_to_string(cs));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        SS_FAIL_LIB(err, SS_EIO, e, "%s: cannot rename the PNG into place: %s", path, strerror(e));
-    }
-    return SS_OK;
+    return rc;
 }

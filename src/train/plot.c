@@ -706,10 +706,20 @@ static cairo_status_t write_cb(void *closure, const unsigned char *data, unsigne
 
 ss_status_t ss_plot_write_png(ss_plot_t *p, const char *path, ss_error_t *err)
 {
-    char tmp[4200];
     if (cairo_status(p->cr) != CAIRO_STATUS_SUCCESS) {
         SS_FAIL(err, SS_ENOMEM, "%s: drawing failed (%s); nothing was written", path,
                 cairo_status_to_string(cairo_status(p->cr)));
+    }
+    return ss__train_write_png(p->surf, path, err);
+}
+
+ss_status_t ss__train_write_png(void *surface, const char *path, ss_error_t *err)
+{
+    cairo_surface_t *surf = surface;
+    char tmp[4200];
+    if (cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS) {
+        SS_FAIL(err, SS_ENOMEM, "%s: drawing failed (%s); nothing was written", path,
+                cairo_status_to_string(cairo_surface_status(surf)));
     }
     SS_TRY(ss__train_tmp_path(tmp, sizeof(tmp), path, err));
     FILE *f = fopen(tmp, "wb");
@@ -719,8 +729,8 @@ ss_status_t ss_plot_write_png(ss_plot_t *p, const char *path, ss_error_t *err)
                     "%s: cannot write: %s; check that the directory exists and is writable", path,
                     strerror(e));
     }
-    cairo_surface_flush(p->surf);
-    cairo_status_t cs = cairo_surface_write_to_png_stream(p->surf, write_cb, f);
+    cairo_surface_flush(surf);
+    cairo_status_t cs = cairo_surface_write_to_png_stream(surf, write_cb, f);
     int e = ferror(f) ? errno : 0;
     if (fclose(f) != 0 && e == 0) {
         e = errno;

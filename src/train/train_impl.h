@@ -17,6 +17,10 @@ ss_status_t ss__train_tmp_path(char *tmp, size_t len, const char *path, ss_error
 ss_status_t ss__train_commit(const char *tmp, const char *path, ss_error_t *err);
 // fsync of the directory holding path (its entries: a rename or unlink becomes durable).
 ss_status_t ss__train_fsync_dir_of(const char *path, ss_error_t *err);
+// Writes a cairo image surface (a cairo_surface_t *, passed as void * so that this header needs
+// no cairo.h) as a PNG to path atomically: temporary file, fsync, rename (plot.c). SS_EINVAL
+// naming path when its directory cannot be written, SS_EIO when writing fails.
+ss_status_t ss__train_write_png(void *surface, const char *path, ss_error_t *err);
 // Upper bound of the size of an HDF5 file holding data_bytes in ndatasets datasets.
 int64_t ss__train_h5_estimate(int64_t data_bytes, int64_t ndatasets);
 // SS_EIO (ENOSPC) when `bytes` would exceed the free space of path's file system or the process
