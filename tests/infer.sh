@@ -75,6 +75,9 @@ is_png() { # is_png FILE WIDTH: PNG signature and the IHDR width (bytes 16-19, b
 run infer --weights "$tmp/w.h5" --input "$c0" --out "$tmp/p.nii.gz" --png "$tmp/p.png"
 is_png "$tmp/p.png" 1024 || fail "--png: $tmp/p.png is not a 1024-wide PNG"
 "$chk" same "$tmp/p.nii.gz" "$tmp/a.nii.gz" || fail "--png changed the prediction"
+run infer --weights "$tmp/w.h5" --input "$c0" --out "$tmp/k.nii.gz" --keep-largest
+"$chk" geom "$tmp/k.nii.gz" "$flair" || fail "--keep-largest: geometry differs from the input"
+"$chk" labels "$tmp/k.nii.gz" 0,1,2,4 >/dev/null || fail "--keep-largest: bad labels"
 
 # --- many cases: a folder, a prep'd file, two MPI ranks ---
 run infer --weights "$tmp/w.h5" --input "$tmp/raw" --out "$tmp/o1" --png "$tmp/pngs"
