@@ -18,10 +18,14 @@ enum { PANEL = 320, MARGIN = 16, TOP = 52 };
 
 static const int64_t g_dim[3] = {20, 24, 16};
 
-// A ramp image (so the grey window is not degenerate) and an ET cube at high i, j and k.
-static void volume(float *img, uint8_t *lab)
+// A ramp image (so the grey window is not degenerate) and an ET cube at high i, j and k, both
+// allocated here (the caller frees them).
+static void volume(float **pimg, uint8_t **plab)
 {
-    const int64_t *d = g_dim;
+    const int64_t *d = g_dim, n = d[0] * d[1] * d[2];
+    float *img = *pimg = malloc((size_t)n * sizeof(float));
+    uint8_t *lab = *plab = malloc((size_t)n);
+    ck_assert(img != NULL && lab != NULL);
     for (int64_t i = 0; i < d[0]; i++) {
         for (int64_t j = 0; j < d[1]; j++) {
             for (int64_t k = 0; k < d[2]; k++) {
@@ -66,10 +70,9 @@ static void tmp_png(char *buf, size_t len)
 // sagittal view (anterior on the left), and nowhere else.
 START_TEST(tc_orientation_ras)
 {
-    const int64_t n = g_dim[0] * g_dim[1] * g_dim[2];
-    float *img = malloc((size_t)n * sizeof(float));
-    uint8_t *lab = malloc((size_t)n);
-    volume(img, lab);
+    float *img;
+    uint8_t *lab;
+    volume(&img, &lab);
     ss_overlay_t o = {img, lab, {20, 24, 16}, {1, 1, 1}, {{0}}, 0, "ras", {NULL, NULL, NULL}};
     char path[256];
     tmp_png(path, sizeof(path));
@@ -92,10 +95,9 @@ END_TEST
 // right, anterior up), upper-right in the coronal and sagittal views (posterior on the right).
 START_TEST(tc_orientation_lps)
 {
-    const int64_t n = g_dim[0] * g_dim[1] * g_dim[2];
-    float *img = malloc((size_t)n * sizeof(float));
-    uint8_t *lab = malloc((size_t)n);
-    volume(img, lab);
+    float *img;
+    uint8_t *lab;
+    volume(&img, &lab);
     ss_overlay_t o = {img, lab, {20, 24, 16}, {1, 1, 2}, {{0}}, 0, "lps", {NULL, NULL, NULL}};
     double a[4][4] = {{-1, 0, 0, 0}, {0, -1, 0, 239}, {0, 0, 2, 0}, {0, 0, 0, 1}};
     memcpy(o.affine, a, sizeof(a));
@@ -118,10 +120,9 @@ END_TEST
 
 START_TEST(tc_centre)
 {
-    const int64_t n = g_dim[0] * g_dim[1] * g_dim[2];
-    float *img = malloc((size_t)n * sizeof(float));
-    uint8_t *lab = malloc((size_t)n);
-    volume(img, lab);
+    float *img;
+    uint8_t *lab;
+    volume(&img, &lab);
     ss_overlay_t o = {img, lab, {20, 24, 16}, {1, 1, 1}, {{0}}, 0, NULL, {NULL, NULL, NULL}};
     int64_t c[3];
     ss_image_overlay_centre(&o, c);
