@@ -299,7 +299,7 @@ ss_status_t ss_infer_keep_largest(
         }
     }
     for (int64_t v = 0; v < vol; v++) {
-        if (lab[v] != best || best == 0) {
+        if (lab[v] != best) { // outside the kept component (lab 0: no tumour at all)
             for (int64_t c = 0; c < nchan; c++) {
                 logits[c * vol + v] = fminf(logits[c * vol + v], -1.0f);
             }
