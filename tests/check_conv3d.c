@@ -9,6 +9,7 @@
 
 #include "shardseg/conv3d.h"
 
+#include "kernels_impl.h"
 #include "ref/conv3d_ref.h"
 #include "testutil.h"
 
@@ -43,6 +44,12 @@ static const conv_case_t cases[] = {
     {"rowshift big pad", 1, 2, 3, {3, 2, 14}, {{2, 2, 3}, {1, 1, 1}, {2, 0, 3}, {1, 2, 4}}},
     {"rowshift fwd chunks", 1, 120, 2, {2, 3, 17}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
     {"rowshift bwd chunks", 1, 2, 120, {2, 3, 17}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
+    // Unit stride with rows of 16+ outputs: the direct AVX-512 kernels where the CPU has them
+    // (channel tails of 5 and 3, a row tail, asymmetric padding, kJ kK = 6, two source slabs).
+    {"direct tails", 2, 3, 13, {4, 5, 37}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
+    {"direct narrow", 1, 5, 3, {3, 4, 16}, {{3, 3, 3}, {1, 1, 1}, {2, 0, 1}, {0, 2, 1}}},
+    {"direct aniso", 1, 2, 6, {5, 3, 18}, {{1, 3, 2}, {1, 1, 1}, {0, 1, 1}, {0, 1, 0}}},
+    {"direct slabs", 1, 64, 5, {12, 30, 33}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
 };
 #define NCASES ((int)(sizeof(cases) / sizeof(cases[0])))
 
@@ -478,17 +485,20 @@ START_TEST(test_out_shape)
 }
 END_TEST
 
-// The workspace is bounded by a tile: a tile holds whole rows along K, so it is the same for every
-// batch and I, J extent with the same K, smaller for a volume below one tile, and a kernel refuses
-// a smaller buffer.
+// The workspace is bounded: GEMM tiles hold whole rows along K, the direct kernels' source slab
+// about 4 MB of padded planes, so it is the same for every batch and I extent, stays a few MB
+// for larger planes, is smaller for a volume below one tile, and a kernel refuses a smaller
+// buffer.
 START_TEST(test_workspace_size)
 {
     ss_conv3d_params_t p = ss_conv3d_params_cube(3, 1, 1);
-    ss_conv3d_shape_t s64 = {1, 32, 32, {64, 64, 64}}, s128 = {2, 32, 32, {128, 96, 64}};
+    ss_conv3d_shape_t s64 = {1, 32, 32, {64, 64, 64}}, s128 = {2, 32, 32, {128, 64, 64}};
+    ss_conv3d_shape_t wide = {1, 32, 32, {64, 96, 96}};
     ss_conv3d_shape_t tiny = {1, 32, 32, {2, 3, 4}};
     size_t a = ss_conv3d_workspace_size(&p, &s64, 2);
     ck_assert_uint_gt(a, 0);
     ck_assert_uint_eq(a, ss_conv3d_workspace_size(&p, &s128, 2));
+    ck_assert_uint_lt(ss_conv3d_workspace_size(&p, &wide, 2), 8u << 20);
     ck_assert_uint_lt(ss_conv3d_workspace_size(&p, &tiny, 2), a);
     ck_assert_uint_lt(a, 8u << 20); // a few col tiles, nothing like the 906 MB im2col matrix
     ss_conv3d_params_t pw = ss_conv3d_params_cube(1, 1, 0);
@@ -599,6 +609,16 @@ START_TEST(test_empty_batch)
 }
 END_TEST
 
+static void direct_off(void)
+{
+    ss__dconv_enable(0);
+}
+
+static void direct_on(void)
+{
+    ss__dconv_enable(1);
+}
+
 static Suite *conv3d_suite(void)
 {
     Suite *s = suite_create("conv3d");
@@ -622,6 +642,15 @@ static Suite *conv3d_suite(void)
     tc = tcase_create("tc_ss_conv3d_bwd_weight");
     tcase_add_loop_test(tc, test_bwd_weight_vs_ref, 0, NCASES);
     tcase_add_test(tc, test_empty_batch);
+    suite_add_tcase(s, tc);
+    // The same cases through the GEMM paths, which the direct kernels replace on AVX-512 CPUs.
+    tc = tcase_create("tc_ss_conv3d_gemm_paths");
+    tcase_add_unchecked_fixture(tc, direct_off, direct_on);
+    tcase_add_loop_test(tc, test_fwd_vs_ref, 0, NCASES);
+    tcase_add_loop_test(tc, test_bwd_data_vs_ref, 0, NCASES);
+    tcase_add_loop_test(tc, test_bwd_weight_vs_ref, 0, NCASES);
+    tcase_add_loop_test(tc, test_threads, 0, NCASES);
+    tcase_add_test(tc, test_slab_views);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -199,6 +199,17 @@ static ss_status_t bench_conv3x3x3(bench_ctx_t *b, ss_error_t *err)
     return bench_conv(b, "conv3d_3x3x3", "(1,32->32,64^3)", 32, 32, 64, 3, 1, 1, err);
 }
 
+// The decoder's high-resolution convolutions: few channels, many positions (feature size 16).
+static ss_status_t bench_conv3x3x3_c4(bench_ctx_t *b, ss_error_t *err)
+{
+    return bench_conv(b, "conv3d_3x3x3_c4", "(1,4->16,64^3)", 4, 16, 64, 3, 1, 1, err);
+}
+
+static ss_status_t bench_conv3x3x3_c16(bench_ctx_t *b, ss_error_t *err)
+{
+    return bench_conv(b, "conv3d_3x3x3_c16", "(1,16->16,64^3)", 16, 16, 64, 3, 1, 1, err);
+}
+
 static ss_status_t bench_conv1x1x1(bench_ctx_t *b, ss_error_t *err)
 {
     return bench_conv(b, "conv3d_1x1x1", "(1,32->3,64^3)", 32, 3, 64, 1, 1, 0, err);
@@ -574,6 +585,8 @@ static const struct {
     bench_op_fn run;
 } g_ops[] = {
     {"conv3d_3x3x3", bench_conv3x3x3},
+    {"conv3d_3x3x3_c4", bench_conv3x3x3_c4},
+    {"conv3d_3x3x3_c16", bench_conv3x3x3_c16},
     {"conv3d_1x1x1", bench_conv1x1x1},
     {"patch_embed_p16", bench_patch_embed},
     {"convt3d_k2", bench_convt3d},

@@ -7,6 +7,8 @@
 
 #include "shardseg/blas.h"
 
+#include "kernels_impl.h"
+
 // Tile sizes, measured on the development machine (Zen 4, 1 MB L2 per core, OpenBLAS 0.3.21
 // Cooperlake sgemm): a 32 x 256 x 864 GEMM on an L2-resident col tile runs at ~80 GFLOP/s per
 // core, a 32 x 4096 x 864 one that streams from memory at ~35-50. Plane tiles re-measured on
@@ -517,6 +519,45 @@ geom_make(const ss_conv3d_params_t *p, int64_t n, int64_t cin, int64_t cout, con
     return g;
 }
 
+// The direct kernels' view of the forward (x -> y) and of bwd_data (dy -> dx, the flipped kernel
+// at offsets kernel - 1 - pad_lo); strides are filled in by the caller.
+static ss__dconv_t dconv_fwd_of(const geom_t *g)
+{
+    ss__dconv_t d = {.n = g->n, .cin = g->cin, .cout = g->cout};
+    for (int i = 0; i < 3; i++) {
+        d.src[i] = g->in[i];
+        d.dst[i] = g->out[i];
+        d.k[i] = g->k[i];
+        d.lo[i] = g->lo[i];
+    }
+    return d;
+}
+
+static ss__dconv_t dconv_bwd_of(const geom_t *g)
+{
+    ss__dconv_t d = {.n = g->n, .cin = g->cout, .cout = g->cin};
+    for (int i = 0; i < 3; i++) {
+        d.src[i] = g->out[i];
+        d.dst[i] = g->in[i];
+        d.k[i] = g->k[i];
+        d.lo[i] = g->k[i] - 1 - g->lo[i];
+    }
+    return d;
+}
+
+static int use_dconv(const geom_t *g, const ss__dconv_t *d)
+{
+    return g->unit_stride && ss__dconv_suits(d);
+}
+
+// A direct pass needs only its shared block (repacked weights and the plane's vector groups).
+static wplan_t plan_dconv(const ss__dconv_t *d)
+{
+    wplan_t pl = {0};
+    pl.shared = round_floats((int64_t)((ss__dconv_work_bytes(d) + sizeof(float) - 1) / sizeof(float)));
+    return pl;
+}
+
 // Equal chunks of at most CHUNK_ROWS rows.
 static int64_t chunk_rows(int64_t rows)
 {
@@ -538,6 +579,10 @@ static wplan_t plan_ptile(const ptile_t *pt, int64_t mout, int64_t wsize)
 
 static wplan_t plan_fwd(const geom_t *g)
 {
+    ss__dconv_t dc = dconv_fwd_of(g);
+    if (use_dconv(g, &dc)) {
+        return plan_dconv(&dc);
+    }
     if (use_ptile_fwd(g)) {
         ptile_t pt = ptile_fwd(g, 0);
         return plan_ptile(&pt, g->cout, g->cout * g->kc);
@@ -557,6 +602,10 @@ static int64_t phase_max_taps(const geom_t *g)
 
 static wplan_t plan_bwd_data(const geom_t *g)
 {
+    ss__dconv_t dc = dconv_bwd_of(g);
+    if (use_dconv(g, &dc)) {
+        return plan_dconv(&dc);
+    }
     if (g->nonoverlap) {
         return plan_fwd(g); // the same col tiles, scattered instead of gathered
     }
@@ -581,6 +630,10 @@ static wplan_t plan_bwd_data(const geom_t *g)
 // columns each.
 static wplan_t plan_bwd_weight(const geom_t *g, int nthreads)
 {
+    ss__dconv_t dc = dconv_fwd_of(g);
+    if (use_dconv(g, &dc)) {
+        return plan_dconv(&dc);
+    }
     wplan_t pl = {0};
     // Per unit: taps (dw columns), the dy tile's copies and the col block's row length.
     int64_t units = g->kc, taps = 1, dcopies = 1, cols = 0, ld = 0;
@@ -956,6 +1009,17 @@ ss_status_t ss_conv3d_fwd(ss_tensor_t *y,
     geom_t g = geom_make(p, x->shape[0], x->shape[1], w->shape[0], x->shape + 2);
     wplan_t pl = plan_fwd(&g);
     SS_TRY(check_exec(ex, plan_bytes(&pl, nt), err));
+    ss__dconv_t d = dconv_fwd_of(&g);
+    if (use_dconv(&g, &d)) {
+        d.src_sn = x->stride[0], d.src_sc = x->stride[1];
+        d.dst_sn = y->stride[0], d.dst_sc = y->stride[1];
+        ss__dconv_fwd(&d, ss_tensor_f32(y), ss_tensor_f32(x), ss_tensor_f32(w), 0,
+                      bias ? ss_tensor_f32(bias) : NULL, exec_work(ex), nt, exec_cancel(ex));
+        if (cancelled(exec_cancel(ex))) {
+            SS_FAIL(err, SS_ECANCELLED, "conv3d forward cancelled");
+        }
+        return SS_OK;
+    }
     ptile_t pt = ptile_fwd(&g, x->stride[1]);
     fwd_ctx_t c = {&g,
                    &pl,
@@ -1274,6 +1338,17 @@ ss_status_t ss_conv3d_bwd_data(ss_tensor_t *dx,
     wplan_t pl = plan_bwd_data(&g);
     SS_TRY(check_exec(ex, plan_bytes(&pl, nt), err));
     float *work = exec_work(ex);
+    ss__dconv_t d = dconv_bwd_of(&g);
+    if (use_dconv(&g, &d)) {
+        d.src_sn = dy->stride[0], d.src_sc = dy->stride[1];
+        d.dst_sn = dx->stride[0], d.dst_sc = dx->stride[1];
+        ss__dconv_fwd(&d, ss_tensor_f32(dx), ss_tensor_f32(dy), ss_tensor_f32(w), 1, NULL, work,
+                      nt, exec_cancel(ex));
+        if (cancelled(exec_cancel(ex))) {
+            SS_FAIL(err, SS_ECANCELLED, "conv3d backward (data) cancelled");
+        }
+        return SS_OK;
+    }
     ptile_t pt = ptile_bwd(&g, dy->stride[1]);
     bwd_ctx_t c = {&g,         &pl,         g.unit_stride ? &pt : NULL,
                    vol_of(dx), cvol_of(dy), ss_tensor_f32(w),
@@ -1308,7 +1383,7 @@ typedef struct {
     const geom_t *g;
     const wplan_t *pl;
     const ptile_t *pt; // NULL: im2col tiles
-    float *dw, *dbias;
+    float *dw;
     cvol_t x, dy;
     float *work;
     const volatile int *cancel;
@@ -1522,16 +1597,19 @@ static void bww_run(const bww_ctx_t *c, int nt)
                 }
             }
         }
-        if (c->dbias != NULL) {
-#pragma omp for schedule(static)
-            for (int64_t co = 0; co < c->g->cout; co++) {
-                double s = 0;
-                for (int64_t n = 0; n < c->g->n; n++) {
-                    s += sum_floats(c->dy.p + n * c->dy.sn + co * c->dy.sc, c->g->pout);
-                }
-                c->dbias[co] = (float)s;
-            }
+    }
+}
+
+// dbias[co] = the sum of dy over the batch and the output positions, in a fixed order.
+static void dbias_run(float *dbias, cvol_t dy, const geom_t *g, int nt)
+{
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t co = 0; co < g->cout; co++) {
+        double s = 0;
+        for (int64_t n = 0; n < g->n; n++) {
+            s += sum_floats(dy.p + n * dy.sn + co * dy.sc, g->pout);
         }
+        dbias[co] = (float)s;
     }
 }
 
@@ -1570,12 +1648,25 @@ ss_status_t ss_conv3d_bwd_weight(ss_tensor_t *dw,
     geom_t g = geom_make(p, x->shape[0], x->shape[1], dw->shape[0], x->shape + 2);
     wplan_t pl = plan_bwd_weight(&g, nt);
     SS_TRY(check_exec(ex, plan_bytes(&pl, nt), err));
+    if (dbias != NULL) {
+        dbias_run(ss_tensor_f32(dbias), cvol_of(dy), &g, nt);
+    }
+    ss__dconv_t d = dconv_fwd_of(&g);
+    if (use_dconv(&g, &d)) {
+        d.src_sn = x->stride[0], d.src_sc = x->stride[1];
+        d.dst_sn = dy->stride[0], d.dst_sc = dy->stride[1];
+        ss__dconv_bwd_weight(&d, ss_tensor_f32(dw), ss_tensor_f32(x), ss_tensor_f32(dy),
+                             exec_work(ex), nt, exec_cancel(ex));
+        if (cancelled(exec_cancel(ex))) {
+            SS_FAIL(err, SS_ECANCELLED, "conv3d backward (weight) cancelled");
+        }
+        return SS_OK;
+    }
     ptile_t pt = ptile_fwd(&g, x->stride[1]);
     bww_ctx_t c = {&g,
                    &pl,
                    use_ptile_fwd(&g) ? &pt : NULL,
                    ss_tensor_f32(dw),
-                   dbias ? ss_tensor_f32(dbias) : NULL,
                    cvol_of(x),
                    cvol_of(dy),
                    exec_work(ex),
