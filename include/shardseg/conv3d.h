@@ -16,7 +16,14 @@
 // spatial block (strides (J*K, K, 1) over (I, J, K)); their N and C strides are free, so slab views
 // along I are accepted without a copy.
 //
-// Algorithm: GEMMs on tiles of output positions; the im2col matrix of a volume never exists.
+// Algorithm: on CPUs with AVX-512F, unit-stride convolutions with at most 16 channels on one side,
+// rows of 16+ outputs and kJ kK <= 9 (the decoders' high-resolution 3x3x3 layers) run direct
+// kernels (kernels/conv3d_direct.c): the source is copied once into zero-padded slabs of planes
+// (about 4 MB), and register blocks of 8 channels x 48 positions (4 x 96 for a narrow channel
+// tail) accumulate every (source channel, tap) product with fused multiply-adds; bwd_data is the
+// same kernel on dy with the flipped kernel, bwd_weight accumulates 3 channels x 9 taps over
+// whole planes. Everything else, and every CPU without AVX-512, takes GEMMs on tiles of output
+// positions; the im2col matrix of a volume never exists.
 //  - fwd, stride 1 along J and K ("plane tiles" of a few output rows of one output plane): per
 //    (ci, a) the x rows that the tile reads for all kJ taps are consecutive rows of one plane,
 //    gathered once unpadded; tap b is the column offset b * K of that block (kJ GEMMs read it in
@@ -43,7 +50,8 @@
 // groups sum disjoint tile ranges into partial copies of dw that are added in group order.
 //
 // Determinism: fwd and bwd_data give bit-identical results for any thread count (tiles are fixed
-// by the shapes, each output element is written by one GEMM). bwd_weight is bit-reproducible for a
+// by the shapes, each output element is written by one GEMM or one register block). The direct
+// kernels' bwd_weight is bit-identical for any thread count too (a dw element is one thread's). bwd_weight is bit-reproducible for a
 // given thread count, and identical across thread counts as long as Cin*kI*kJ*kK >= 64 * threads
 // (with plane tiles also threads < 2 x the number of unit blocks above: up to 7 threads for 32
 // channels and a 3x3x3 kernel).
@@ -55,7 +63,8 @@
 //
 // Workspace: ss_conv3d_workspace_size() bytes in ex->work (one size serves all three functions);
 // it depends on the channels, kernel and thread count, and on the volume only through the length
-// of one row along K (a tile holds whole rows) or while the volume is smaller than one tile.
+// of one row along K (a tile holds whole rows) or while the volume is smaller than one tile; for
+// the direct kernels also through the plane size (J x K), about 4 MB in all.
 // SS_EINVAL if ex->work is smaller. About 1.1 MB for 32 -> 32 channels, 3x3x3, 64^3, 2 threads.
 // Threading: ex->nthreads OpenMP threads (ex may be NULL: one thread, no workspace). Must not be
 // called from inside an OpenMP parallel region. Ownership: all pointers borrowed; outputs must not

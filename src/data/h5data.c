@@ -1,4 +1,6 @@
 // h5data: the prep'd HDF5 training file (layout in h5data.h), serial HDF5.
+// memfd_create (discard_file) is a GNU extension.
+#define _GNU_SOURCE
 #include "shardseg/h5data.h"
 
 #include <errno.h>
@@ -6,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -342,17 +345,37 @@ ss_status_t ss_h5data_write_split(
     return SS_OK;
 }
 
+// A descriptor that takes any write and truncation: an anonymous memory file on Linux (what the
+// close of a discarded file flushes is its metadata, small), else -1.
+static int scratch_descriptor(void)
+{
+#ifdef __linux__
+    return memfd_create("shardseg-discard", MFD_CLOEXEC);
+#else
+    return -1;
+#endif
+}
+
 // Closes (if open) and deletes the temporary file. After a failed write (disk full) H5Fclose
-// cannot flush and leaves the file open, and HDF5's exit handler then crashes closing it again;
-// emptying the file first frees the space, so the close (whose content we discard) succeeds.
-// (A failed H5Fclose leaves a dangling ID in HDF5 1.10: it must not be retried, so we empty the
-// file before the one and only close.)
+// cannot flush and leaves the file open, and HDF5's exit handler then crashes closing it again
+// (a failed H5Fclose leaves a dangling ID in HDF5 1.10 and must not be retried). The content is
+// discarded anyway, so the file's descriptor is pointed at an anonymous memory file first: the
+// one close then flushes there and succeeds. Elsewhere the file is emptied first, which frees
+// its space, but on a disk shared with other writers (MPI ranks) they may fill it again.
 static void discard_file(ss_h5data_writer_t *w)
 {
     int have_tmp = w->tmp != NULL && w->tmp[0] != '\0';
     if (w->file >= 0) {
-        if (have_tmp) {
+        void *handle = NULL;
+        int scratch = scratch_descriptor();
+        if (scratch >= 0 && H5Fget_vfd_handle(w->file, H5P_DEFAULT, &handle) >= 0 &&
+            handle != NULL) {
+            (void)dup2(scratch, *(int *)handle); // the sec2 driver's handle is its descriptor
+        } else if (have_tmp) {
             (void)truncate(w->tmp, 0);
+        }
+        if (scratch >= 0) {
+            close(scratch);
         }
         H5Fclose(w->file);
     }
