@@ -8,7 +8,9 @@
 # (infer --keep-largest: post-processing, no extra training time).
 #
 #   bench/real15.sh [--minutes M] [--model unetr|unet3d] [--threads T] [--lr LR]
-#                   [--patch P] [--real DIR] [--out DIR] [--folds 0,1,2]
+#                   [--patch P] [--fg F] [--intensity S] [--real DIR] [--out DIR] [--folds 0,1,2]
+# --fg: share of foreground-centred patches (data.fg_fraction, default 0.5); --intensity: the
+# per-channel intensity augmentation, scale and shift (data.intensity_scale/_shift, default 0.1).
 #
 # The step count is calibrated so that the learning-rate schedule (cosine after a warm-up) ends
 # near the time limit: `shardseg bench step` times the configuration first (its seconds are
@@ -17,7 +19,7 @@
 # limit in any case. The
 # default network is the one the user's MONAI baseline used (UNETR, hidden 192, 12 layers).
 set -euo pipefail
-minutes=15 model=unetr threads=2 lr=1e-3 patch=64 folds=0,1,2
+minutes=15 model=unetr threads=2 lr=1e-3 patch=64 folds=0,1,2 fg=0.5 intensity=0.1
 real=${SS_REAL_DATA:-../shared/data/real}
 out=real15-out
 bin=${SHARDSEG:-./shardseg}
@@ -28,10 +30,12 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --lr) lr=$2; shift 2 ;;
     --patch) patch=$2; shift 2 ;;
+    --fg) fg=$2; shift 2 ;;
+    --intensity) intensity=$2; shift 2 ;;
     --real) real=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --folds) folds=$2; shift 2 ;;
-    -h | --help) sed -n 2,15p "$0"; exit 0 ;;
+    -h | --help) sed -n 2,20p "$0"; exit 0 ;;
     *) echo "real15.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -64,7 +68,8 @@ for f in ${folds//,/ }; do
     "$bin" prep --in "$d/train" --out "$d/train.h5" --val-fraction 0 >"$d/prep.log"
     {
         echo "[model]"; model_keys
-        echo "[data]"; echo "file = $d/train.h5"; echo "fg_fraction = 0.5"
+        echo "[data]"; echo "file = $d/train.h5"; echo "fg_fraction = $fg"
+        echo "intensity_scale = $intensity"; echo "intensity_shift = $intensity"
         echo "[train]"; echo "val_interval = 0"; echo "checkpoint_interval = 0"; echo "seed = 1"
         echo "threads = $threads"
         echo "[optim]"; echo "lr = $lr"; echo "weight_decay = 1e-5"; echo "schedule = cosine"

@@ -85,6 +85,10 @@ def main():
     ops = {
         "conv3d_3x3x3": (lambda: (rand(1, 32, 64, 64, 64), rand(32, 32, 3, 3, 3), rand(32)),
                          lambda x, w, b: F.conv3d(x, w, b, padding=1)),
+        "conv3d_3x3x3_c4": (lambda: (rand(1, 4, 64, 64, 64), rand(16, 4, 3, 3, 3), rand(16)),
+                            lambda x, w, b: F.conv3d(x, w, b, padding=1)),
+        "conv3d_3x3x3_c16": (lambda: (rand(1, 16, 64, 64, 64), rand(16, 16, 3, 3, 3), rand(16)),
+                             lambda x, w, b: F.conv3d(x, w, b, padding=1)),
         "conv3d_1x1x1": (lambda: (rand(1, 32, 64, 64, 64), rand(3, 32, 1, 1, 1), rand(3)),
                          lambda x, w, b: F.conv3d(x, w, b)),
         "patch_embed_p16": (lambda: (rand(1, 4, 128, 128, 128), rand(768, 4, 16, 16, 16), rand(768)),

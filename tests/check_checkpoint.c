@@ -24,16 +24,13 @@ static char g_tmp[256];
 
 static void setup(void)
 {
-    snprintf(g_tmp, sizeof(g_tmp), "/tmp/ss_ckpt_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_tmp));
+    ss_test_tmpdir_make(g_tmp, sizeof(g_tmp), "ckpt");
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
 static void teardown(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
-    ck_assert_int_eq(system(cmd), 0);
+    ss_test_tmpdir_remove(g_tmp);
 }
 
 typedef struct {

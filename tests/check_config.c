@@ -16,15 +16,12 @@ static char g_tmp[256];
 
 static void setup(void)
 {
-    snprintf(g_tmp, sizeof(g_tmp), "/tmp/ss_config_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_tmp));
+    ss_test_tmpdir_make(g_tmp, sizeof(g_tmp), "config");
 }
 
 static void teardown(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
-    ck_assert_int_eq(system(cmd), 0);
+    ss_test_tmpdir_remove(g_tmp);
 }
 
 // Writes text to <tmp>/<name> and returns the path (static buffer).

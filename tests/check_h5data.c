@@ -18,15 +18,12 @@ static char g_tmp[256];
 
 static void setup(void)
 {
-    snprintf(g_tmp, sizeof(g_tmp), "/tmp/ss_h5data_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_tmp));
+    ss_test_tmpdir_make(g_tmp, sizeof(g_tmp), "h5data");
 }
 
 static void teardown(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
-    ck_assert_int_eq(system(cmd), 0);
+    ss_test_tmpdir_remove(g_tmp);
 }
 
 static const char *const g_chan[4] = {"FLAIR", "T1", "T1ce", "T2"};

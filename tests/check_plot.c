@@ -52,8 +52,8 @@ END_TEST
 
 START_TEST(test_panel_png)
 {
-    char dir[] = "/tmp/ss_plot_XXXXXX", path[64], cmd[96];
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char dir[64], path[96];
+    ss_test_tmpdir_make(dir, sizeof(dir), "plot");
     snprintf(path, sizeof(path), "%s/p.png", dir);
     double x[50], y[50], z[50];
     for (int i = 0; i < 50; i++) {
@@ -87,8 +87,7 @@ START_TEST(test_panel_png)
     ck_assert_int_eq(memcmp(h + 12, "IHDR", 4), 0);
     ck_assert_int_eq((h[18] << 8) | h[19], 800);
     ck_assert_int_eq((h[22] << 8) | h[23], 300);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    ss_test_tmpdir_remove(dir);
 }
 END_TEST
 

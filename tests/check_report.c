@@ -15,16 +15,13 @@ static char g_tmp[256], g_path[300];
 
 static void setup(void)
 {
-    snprintf(g_tmp, sizeof(g_tmp), "/tmp/ss_report_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g_tmp));
+    ss_test_tmpdir_make(g_tmp, sizeof(g_tmp), "report");
     snprintf(g_path, sizeof(g_path), "%s/metrics.jsonl", g_tmp);
 }
 
 static void teardown(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
-    ck_assert_int_eq(system(cmd), 0);
+    ss_test_tmpdir_remove(g_tmp);
 }
 
 static void write_text(const char *path, const char *text)

@@ -304,8 +304,8 @@ static int count_entries(const char *dir)
 
 START_TEST(test_write)
 {
-    char dir[] = "/tmp/check_synth-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char dir[64];
+    ss_test_tmpdir_make(dir, sizeof(dir), "synth");
     ss_synth_t *s = make(0, 2, 2);
     ss_synth_case_t c;
     ss_error_t err;
@@ -342,8 +342,7 @@ START_TEST(test_write)
     ck_assert_int_eq(count_entries(dir), 1);
     ss_synth_case_free(&c, NULL);
     ss_synth_destroy(&s);
-    snprintf(p, sizeof(p), "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(p), 0);
+    ss_test_tmpdir_remove(dir);
 }
 END_TEST
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <hdf5.h>
 
@@ -153,4 +154,19 @@ double ss_test_err_f64(const float *a, const double *b, int64_t n, double atol, 
         worst = isnan(e) ? INFINITY : (e > worst ? e : worst);
     }
     return worst;
+}
+
+void ss_test_tmpdir_make(char *dir, size_t len, const char *tag)
+{
+    int n = snprintf(dir, len, "/tmp/ss_%s_XXXXXX", tag);
+    ck_assert_msg(n > 0 && (size_t)n < len, "ss_test_tmpdir_make: buffer too short for %s", tag);
+    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp %s failed", dir);
+}
+
+void ss_test_tmpdir_remove(const char *dir)
+{
+    char cmd[512];
+    int n = snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert(n > 0 && (size_t)n < sizeof(cmd));
+    ck_assert_int_eq(system(cmd), 0);
 }

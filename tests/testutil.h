@@ -42,6 +42,11 @@ double ss_test_golden_attr(const char *file, const char *attr);
 // Path of tests/data/<file> in the source tree.
 void ss_test_data_path(const char *file, char *buf, size_t len);
 
+// Makes a fresh directory /tmp/ss_<tag>_XXXXXX into dir (len >= 32 + strlen(tag)); a Check
+// failure if it cannot. ss_test_tmpdir_remove deletes it with everything inside.
+void ss_test_tmpdir_make(char *dir, size_t len, const char *tag);
+void ss_test_tmpdir_remove(const char *dir);
+
 // Central finite difference of a double-precision scalar function with respect to x[i]:
 // (f(x + h e_i) - f(x - h e_i)) / 2h, restoring x[i]. f receives ctx.
 double ss_test_fd(double (*f)(void *ctx), void *ctx, double *x, int64_t i, double h);
