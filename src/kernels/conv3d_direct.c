@@ -424,6 +424,7 @@ static DC_TARGET __attribute__((noinline)) void wgrad_unit(const ss__dconv_t *d,
     }
     int64_t nch = min64(d->cout - o0, WG_CH), ng = groups_per_plane(d);
     int64_t kk = d->k[2], kjk = d->k[1] * kk, dplane = d->dst[1] * d->dst[2];
+    const int rows3 = d->k[1] == 3 && kk == 3;
     // Taps past kJ kK read the plane's start (toff 0) and are never stored.
     int64_t toff[MAX_TAPS_JK] = {0};
     for (int64_t t = 0; t < kjk; t++) {
@@ -442,6 +443,25 @@ static DC_TARGET __attribute__((noinline)) void wgrad_unit(const ss__dconv_t *d,
                                    : _mm512_setzero_ps();
                 }
                 const float *xs = xp + gr->soff[v];
+                if (rows3) {
+                    // 3 x 3 taps: three row pointers and constant column offsets, so that no
+                    // tap offset has to be reloaded from the stack.
+                    const float *xrow[3] = {xs, xs + sl->cols, xs + 2 * sl->cols};
+#    pragma GCC unroll 3
+                    for (int b = 0; b < 3; b++) {
+#    pragma GCC unroll 3
+                        for (int c = 0; c < 3; c++) {
+                            __m512 xv = _mm512_loadu_ps(xrow[b] + c);
+                            // One load for the three FMAs: GCC would fold it into each of them.
+                            __asm__("" : "+v"(xv));
+#    pragma GCC unroll 3
+                            for (int o = 0; o < WG_CH; o++) {
+                                acc[o][b * 3 + c] = _mm512_fmadd_ps(g[o], xv, acc[o][b * 3 + c]);
+                            }
+                        }
+                    }
+                    continue;
+                }
 #    pragma GCC unroll 9
                 for (int t = 0; t < MAX_TAPS_JK; t++) {
                     __m512 xv = _mm512_loadu_ps(xs + toff[t]);
