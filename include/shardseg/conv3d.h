@@ -16,13 +16,13 @@
 // spatial block (strides (J*K, K, 1) over (I, J, K)); their N and C strides are free, so slab views
 // along I are accepted without a copy.
 //
-// Algorithm: on CPUs with AVX-512F, unit-stride convolutions with at most 16 channels on one side,
-// rows of 16+ outputs and kJ kK <= 9 (the decoders' high-resolution 3x3x3 layers) run direct
-// kernels (kernels/conv3d_direct.c): the source is copied once into zero-padded slabs of planes
-// (about 4 MB), and register blocks of 8 channels x 48 positions (4 x 96 for a narrow channel
-// tail) accumulate every (source channel, tap) product with fused multiply-adds; bwd_data is the
-// same kernel on dy with the flipped kernel, bwd_weight accumulates 3 channels x 9 taps over
-// whole planes. Everything else, and every CPU without AVX-512, takes GEMMs on tiles of output
+// Algorithm: on CPUs with AVX-512F, unit-stride convolutions with rows of 16+ outputs and
+// kJ kK <= 9 (the decoders' 3x3x3 layers) run direct kernels (kernels/conv3d_direct.c): the
+// source is copied once into zero-padded slabs of planes (about 4 MB, at most 16 MB), and register
+// blocks of 8 channels x 48 positions (4 x 96 for a narrow channel tail) accumulate every
+// (source channel, tap) product with fused multiply-adds; bwd_data is the same kernel on dy with
+// the flipped kernel, bwd_weight (only with <= 32 channels on one side, where it beats the GEMMs)
+// accumulates 3 channels x 9 taps over whole planes. Everything else, and every CPU without AVX-512, takes GEMMs on tiles of output
 // positions; the im2col matrix of a volume never exists.
 //  - fwd, stride 1 along J and K ("plane tiles" of a few output rows of one output plane): per
 //    (ci, a) the x rows that the tile reads for all kJ taps are consecutive rows of one plane,

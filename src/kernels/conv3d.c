@@ -545,9 +545,9 @@ static ss__dconv_t dconv_bwd_of(const geom_t *g)
     return d;
 }
 
-static int use_dconv(const geom_t *g, const ss__dconv_t *d)
+static int use_dconv(const geom_t *g, const ss__dconv_t *d, int wgrad)
 {
-    return g->unit_stride && ss__dconv_suits(d);
+    return g->unit_stride && ss__dconv_suits(d, wgrad);
 }
 
 // A direct pass needs only its shared block (repacked weights and the plane's vector groups).
@@ -580,7 +580,7 @@ static wplan_t plan_ptile(const ptile_t *pt, int64_t mout, int64_t wsize)
 static wplan_t plan_fwd(const geom_t *g)
 {
     ss__dconv_t dc = dconv_fwd_of(g);
-    if (use_dconv(g, &dc)) {
+    if (use_dconv(g, &dc, 0)) {
         return plan_dconv(&dc);
     }
     if (use_ptile_fwd(g)) {
@@ -603,7 +603,7 @@ static int64_t phase_max_taps(const geom_t *g)
 static wplan_t plan_bwd_data(const geom_t *g)
 {
     ss__dconv_t dc = dconv_bwd_of(g);
-    if (use_dconv(g, &dc)) {
+    if (use_dconv(g, &dc, 0)) {
         return plan_dconv(&dc);
     }
     if (g->nonoverlap) {
@@ -631,7 +631,7 @@ static wplan_t plan_bwd_data(const geom_t *g)
 static wplan_t plan_bwd_weight(const geom_t *g, int nthreads)
 {
     ss__dconv_t dc = dconv_fwd_of(g);
-    if (use_dconv(g, &dc)) {
+    if (use_dconv(g, &dc, 1)) {
         return plan_dconv(&dc);
     }
     wplan_t pl = {0};
@@ -1010,7 +1010,7 @@ ss_status_t ss_conv3d_fwd(ss_tensor_t *y,
     wplan_t pl = plan_fwd(&g);
     SS_TRY(check_exec(ex, plan_bytes(&pl, nt), err));
     ss__dconv_t d = dconv_fwd_of(&g);
-    if (use_dconv(&g, &d)) {
+    if (use_dconv(&g, &d, 0)) {
         d.src_sn = x->stride[0], d.src_sc = x->stride[1];
         d.dst_sn = y->stride[0], d.dst_sc = y->stride[1];
         ss__dconv_fwd(&d, ss_tensor_f32(y), ss_tensor_f32(x), ss_tensor_f32(w), 0,
@@ -1339,7 +1339,7 @@ ss_status_t ss_conv3d_bwd_data(ss_tensor_t *dx,
     SS_TRY(check_exec(ex, plan_bytes(&pl, nt), err));
     float *work = exec_work(ex);
     ss__dconv_t d = dconv_bwd_of(&g);
-    if (use_dconv(&g, &d)) {
+    if (use_dconv(&g, &d, 0)) {
         d.src_sn = dy->stride[0], d.src_sc = dy->stride[1];
         d.dst_sn = dx->stride[0], d.dst_sc = dx->stride[1];
         ss__dconv_fwd(&d, ss_tensor_f32(dx), ss_tensor_f32(dy), ss_tensor_f32(w), 1, NULL, work,
@@ -1652,7 +1652,7 @@ ss_status_t ss_conv3d_bwd_weight(ss_tensor_t *dw,
         dbias_run(ss_tensor_f32(dbias), cvol_of(dy), &g, nt);
     }
     ss__dconv_t d = dconv_fwd_of(&g);
-    if (use_dconv(&g, &d)) {
+    if (use_dconv(&g, &d, 1)) {
         d.src_sn = x->stride[0], d.src_sc = x->stride[1];
         d.dst_sn = dy->stride[0], d.dst_sc = dy->stride[1];
         ss__dconv_bwd_weight(&d, ss_tensor_f32(dw), ss_tensor_f32(x), ss_tensor_f32(dy),

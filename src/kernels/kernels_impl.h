@@ -18,51 +18,6 @@
 #    define SS_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #    define SS_CLONES
-// Direct unit-stride convolutions (conv3d_direct.c), for x86-64 builds by GCC or Clang; picked
-// at run time where the CPU has AVX-512F.
-#if defined(__x86_64__) && defined(__GNUC__)
-#    define SS_HAVE_DCONV 1
-#else
-#    define SS_HAVE_DCONV 0
-#endif
-
-// A stride-1 convolution from a source to a destination volume: dst[o][i][j][q] = sum over
-// source channels s and taps (a, b, c) of w * src[s][i + a - lo0][j + b - lo1][q + c - lo2],
-// zero outside the source. Spatial blocks dense, batch and channel strides free.
-typedef struct {
-    int64_t n, cin, cout;                   // batch, source channels, destination channels
-    int64_t src[3], dst[3];                 // extents (I, J, K)
-    int64_t k[3], lo[3];                    // kernel and source offset (lo may be negative)
-    int64_t src_sn, src_sc, dst_sn, dst_sc; // batch and channel strides
-} ss__dconv_t;
-
-// 1 when the direct kernels take this shape on this CPU (and ss__dconv_enable did not turn them
-// off: tests use it to reach the GEMM paths on an AVX-512 machine).
-int ss__dconv_suits(const ss__dconv_t *d);
-void ss__dconv_enable(int on);
-// Workspace (64-byte aligned) of either call below.
-size_t ss__dconv_work_bytes(const ss__dconv_t *d);
-// dst = the convolution + bias (may be NULL). flip 0: w is (cout, cin, k); flip 1: w is
-// (cin, cout, k) applied with every tap reversed (a convolution's bwd_data from dy).
-void ss__dconv_fwd(const ss__dconv_t *d,
-                   float *dst,
-                   const float *src,
-                   const float *w,
-                   int flip,
-                   const float *bias,
-                   void *work,
-                   int nt,
-                   const volatile int *cancel);
-// dw (cout, cin, k) = the weight gradient of the convolution d from x (its source) and dy (the
-// gradient of its destination); the same for any thread count.
-void ss__dconv_bwd_weight(const ss__dconv_t *d,
-                          float *dw,
-                          const float *x,
-                          const float *dy,
-                          void *work,
-                          int nt,
-                          const volatile int *cancel);
-
 #endif
 
 // c ? a : b through integer masks. GCC (with the default -ftrapping-math) will not if-convert a
@@ -96,9 +51,10 @@ typedef struct {
     int64_t src_sn, src_sc, dst_sn, dst_sc; // batch and channel strides
 } ss__dconv_t;
 
-// 1 when the direct kernels take this shape on this CPU (and ss__dconv_enable did not turn them
-// off: tests use it to reach the GEMM paths on an AVX-512 machine).
-int ss__dconv_suits(const ss__dconv_t *d);
+// 1 when the direct kernels take this shape on this CPU for a forward / bwd_data pass (wgrad 0)
+// or a weight gradient (wgrad 1), and ss__dconv_enable did not turn them off (tests use it to
+// reach the GEMM paths on an AVX-512 machine).
+int ss__dconv_suits(const ss__dconv_t *d, int wgrad);
 void ss__dconv_enable(int on);
 // Workspace (64-byte aligned) of either call below.
 size_t ss__dconv_work_bytes(const ss__dconv_t *d);
