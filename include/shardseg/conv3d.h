@@ -65,7 +65,8 @@
 // it depends on the channels, kernel and thread count, and on the volume only through the length
 // of one row along K (a tile holds whole rows) or while the volume is smaller than one tile; for
 // the direct kernels also through the plane size (J x K), about 4 MB in all.
-// SS_EINVAL if ex->work is smaller. About 1.1 MB for 32 -> 32 channels, 3x3x3, 64^3, 2 threads.
+// SS_EINVAL if ex->work is smaller. About 1.1 MB for 32 -> 32 channels, 3x3x3, 64^3, 2 threads
+// through the GEMM paths, 4 MB through the direct kernels.
 // Threading: ex->nthreads OpenMP threads (ex may be NULL: one thread, no workspace). Must not be
 // called from inside an OpenMP parallel region. Ownership: all pointers borrowed; outputs must not
 // overlap inputs. Backward functions OVERWRITE dx, dw and dbias (they do not accumulate).
