@@ -554,7 +554,8 @@ static int use_dconv(const geom_t *g, const ss__dconv_t *d, int wgrad)
 static wplan_t plan_dconv(const ss__dconv_t *d)
 {
     wplan_t pl = {0};
-    pl.shared = round_floats((int64_t)((ss__dconv_work_bytes(d) + sizeof(float) - 1) / sizeof(float)));
+    pl.shared =
+        round_floats((int64_t)((ss__dconv_work_bytes(d) + sizeof(float) - 1) / sizeof(float)));
     return pl;
 }
 
@@ -1342,8 +1343,8 @@ ss_status_t ss_conv3d_bwd_data(ss_tensor_t *dx,
     if (use_dconv(&g, &d, 0)) {
         d.src_sn = dy->stride[0], d.src_sc = dy->stride[1];
         d.dst_sn = dx->stride[0], d.dst_sc = dx->stride[1];
-        ss__dconv_fwd(&d, ss_tensor_f32(dx), ss_tensor_f32(dy), ss_tensor_f32(w), 1, NULL, work,
-                      nt, exec_cancel(ex));
+        ss__dconv_fwd(&d, ss_tensor_f32(dx), ss_tensor_f32(dy), ss_tensor_f32(w), 1, NULL, work, nt,
+                      exec_cancel(ex));
         if (cancelled(exec_cancel(ex))) {
             SS_FAIL(err, SS_ECANCELLED, "conv3d backward (data) cancelled");
         }

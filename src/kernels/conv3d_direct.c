@@ -34,15 +34,15 @@
 #    define DC_TARGET __attribute__((target("avx512f")))
 
 enum {
-    LANES = 16,      // floats per vector
-    GROUP = 6,       // vectors of a plane per work item (8 x 3 twice or 4 x 6 once)
-    MAX_TAPS_JK = 9, // kJ kK of the kernels taken here (<= 3 x 3)
-    WIDE = 8,        // channels of a full destination block
-    NARROW = 4,      // channels of a narrow tail block
-    WG_CH = 3,       // destination channels per weight-gradient unit
-    SLAB_FLOATS = 1 << 20, // padded source floats per slab (4 MB)
+    LANES = 16,                // floats per vector
+    GROUP = 6,                 // vectors of a plane per work item (8 x 3 twice or 4 x 6 once)
+    MAX_TAPS_JK = 9,           // kJ kK of the kernels taken here (<= 3 x 3)
+    WIDE = 8,                  // channels of a full destination block
+    NARROW = 4,                // channels of a narrow tail block
+    WG_CH = 3,                 // destination channels per weight-gradient unit
+    SLAB_FLOATS = 1 << 20,     // padded source floats per slab (4 MB)
     SLAB_MAX_FLOATS = 1 << 22, // the slab of one output plane may reach 16 MB, no more
-    WGRAD_CHANNELS = 32,   // weight gradient: taken when one side has at most this many
+    WGRAD_CHANNELS = 32,       // weight gradient: taken when one side has at most this many
 };
 
 // The source as the kernels read it: a slab of planes for destination planes [i0, i0 + planes),
@@ -51,9 +51,9 @@ enum {
 // long enough for whole vectors (the tail lanes past the destination row compute values that are
 // never stored).
 typedef struct {
-    int64_t i0, planes;   // destination planes of the slab
-    int64_t rows, cols;   // padded rows and columns of a plane
-    int64_t plane, chan;  // padded plane size, channel stride (planes + kI - 1 planes)
+    int64_t i0, planes;  // destination planes of the slab
+    int64_t rows, cols;  // padded rows and columns of a plane
+    int64_t plane, chan; // padded plane size, channel stride (planes + kI - 1 planes)
 } slab_t;
 
 // Vectors v of one group of a destination plane.
@@ -98,8 +98,8 @@ int ss__dconv_suits(const ss__dconv_t *d, int wgrad)
     // gradient only up to 32 channels on one side (16 -> 32 at 32^3 5.9 vs 8.5 ms, 128 -> 64 at
     // 16^3 12.3 vs 11.1). The slab of one output plane stays within SLAB_MAX_FLOATS.
     int64_t kjk = d->k[1] * d->k[2];
-    int shape = kjk <= MAX_TAPS_JK && d->k[0] * kjk > 1 &&
-                d->dst[2] >= LANES && d->cin * d->k[0] * padded_plane(d) <= SLAB_MAX_FLOATS;
+    int shape = kjk <= MAX_TAPS_JK && d->k[0] * kjk > 1 && d->dst[2] >= LANES &&
+                d->cin * d->k[0] * padded_plane(d) <= SLAB_MAX_FLOATS;
     int channels = !wgrad || min64(d->cin, d->cout) <= WGRAD_CHANNELS;
     return !g_disabled && cpu && shape && channels;
 }
@@ -158,7 +158,8 @@ static slab_t slab_make(const ss__dconv_t *d)
 size_t ss__dconv_work_bytes(const ss__dconv_t *d)
 {
     slab_t sl = slab_make(d);
-    return weights_bytes(d) + groups_bytes(d) + round_line(sizeof(float) * (size_t)(d->cin * sl.chan));
+    return weights_bytes(d) + groups_bytes(d) +
+           round_line(sizeof(float) * (size_t)(d->cin * sl.chan));
 }
 
 // Lanes l < n of a vector.
@@ -189,8 +190,8 @@ static void plane_groups(const ss__dconv_t *d, const slab_t *sl, group_t *groups
 }
 
 // Padded plane pi of channel s of the slab from destination plane i0 (threads split the planes).
-static void fill_plane(const ss__dconv_t *d, const slab_t *sl, float *pad, const float *src,
-                       int64_t s, int64_t pi)
+static void fill_plane(
+    const ss__dconv_t *d, const slab_t *sl, float *pad, const float *src, int64_t s, int64_t pi)
 {
     float *p = pad + s * sl->chan + pi * sl->plane;
     int64_t ii = sl->i0 + pi - d->lo[0];
@@ -254,17 +255,17 @@ static void repack(float *wr, const float *w, const ss__dconv_t *d, int flip)
 // [v0, v0 + NV) of group gr in slab plane li (destination plane sl->i0 + li). Inlined into its
 // fixed-size callers, so acc lives in registers.
 static inline __attribute__((always_inline)) DC_TARGET void block(const ss__dconv_t *d,
-                                                                   const slab_t *sl,
-                                                                   const group_t *gr,
-                                                                   int v0,
-                                                                   const float *pad,
-                                                                   const float *wb,
-                                                                   int64_t li,
-                                                                   float *dst,
-                                                                   const float *bias,
-                                                                   int64_t nch,
-                                                                   const int COB,
-                                                                   const int NV)
+                                                                  const slab_t *sl,
+                                                                  const group_t *gr,
+                                                                  int v0,
+                                                                  const float *pad,
+                                                                  const float *wb,
+                                                                  int64_t li,
+                                                                  float *dst,
+                                                                  const float *bias,
+                                                                  int64_t nch,
+                                                                  const int COB,
+                                                                  const int NV)
 {
     __m512 acc[WIDE][GROUP];
 #    pragma GCC unroll 8
@@ -325,28 +326,28 @@ static inline __attribute__((always_inline)) DC_TARGET void block(const ss__dcon
 }
 
 static DC_TARGET __attribute__((noinline)) void block_8x3(const ss__dconv_t *d,
-                                                           const slab_t *sl,
-                                                           const group_t *gr,
-                                                           int v0,
-                                                           const float *pad,
-                                                           const float *wb,
-                                                           int64_t li,
-                                                           float *dst,
-                                                           const float *bias,
-                                                           int64_t nch)
+                                                          const slab_t *sl,
+                                                          const group_t *gr,
+                                                          int v0,
+                                                          const float *pad,
+                                                          const float *wb,
+                                                          int64_t li,
+                                                          float *dst,
+                                                          const float *bias,
+                                                          int64_t nch)
 {
     block(d, sl, gr, v0, pad, wb, li, dst, bias, nch, WIDE, 3);
 }
 
 static DC_TARGET __attribute__((noinline)) void block_4x6(const ss__dconv_t *d,
-                                                           const slab_t *sl,
-                                                           const group_t *gr,
-                                                           const float *pad,
-                                                           const float *wb,
-                                                           int64_t li,
-                                                           float *dst,
-                                                           const float *bias,
-                                                           int64_t nch)
+                                                          const slab_t *sl,
+                                                          const group_t *gr,
+                                                          const float *pad,
+                                                          const float *wb,
+                                                          int64_t li,
+                                                          float *dst,
+                                                          const float *bias,
+                                                          int64_t nch)
 {
     block(d, sl, gr, 0, pad, wb, li, dst, bias, nch, NARROW, GROUP);
 }
@@ -416,15 +417,15 @@ void ss__dconv_fwd(const ss__dconv_t *d,
 // Unit (destination channels [o0, o0 + nch <= 3), source channel s, tap a) over the planes of
 // the slab: dw += their contribution. acc is local, so it lives in registers.
 static DC_TARGET __attribute__((noinline)) void wgrad_unit(const ss__dconv_t *d,
-                                                            const slab_t *sl,
-                                                            const group_t *groups,
-                                                            float *dw,
-                                                            const float *pad,
-                                                            const float *dy,
-                                                            int64_t o0,
-                                                            int64_t s,
-                                                            int64_t a,
-                                                            int64_t np)
+                                                           const slab_t *sl,
+                                                           const group_t *groups,
+                                                           float *dw,
+                                                           const float *pad,
+                                                           const float *dy,
+                                                           int64_t o0,
+                                                           int64_t s,
+                                                           int64_t a,
+                                                           int64_t np)
 {
     __m512 acc[WG_CH][MAX_TAPS_JK];
 #    pragma GCC unroll 3
@@ -451,7 +452,8 @@ static DC_TARGET __attribute__((noinline)) void wgrad_unit(const ss__dconv_t *d,
                 __m512 g[WG_CH];
 #    pragma GCC unroll 3
                 for (int o = 0; o < WG_CH; o++) {
-                    g[o] = o < nch ? _mm512_maskz_loadu_ps(gr->tail[v], dp + o * d->dst_sc + gr->doff[v])
+                    g[o] = o < nch ? _mm512_maskz_loadu_ps(gr->tail[v],
+                                                           dp + o * d->dst_sc + gr->doff[v])
                                    : _mm512_setzero_ps();
                 }
                 const float *xs = xp + gr->soff[v];
