@@ -37,7 +37,9 @@ static const conv_case_t cases[] = {
     {"unit", 1, 1, 1, {1, 1, 1}, {{1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}}},
     {"fwd chunks", 1, 70, 2, {3, 3, 4}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
     {"bwd_data chunks", 1, 2, 130, {5, 4, 3}, {{3, 3, 3}, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}}},
-    // Rows of 14+ outputs along K take the row-shift tiles (stride 1 along K).
+    // Rows of 14+ outputs along K take the row-shift tiles (stride 1 along K); on AVX-512 CPUs
+    // those with 16+ outputs take the direct kernels instead, and tc_ss_conv3d_gemm_paths
+    // below runs them through the tiles.
     {"rowshift", 1, 3, 4, {5, 7, 19}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
     {"rowshift aniso", 2, 2, 3, {5, 6, 33}, {{2, 3, 4}, {2, 1, 1}, {0, 1, 2}, {1, 1, 1}}},
     {"rowshift bwd aniso", 1, 3, 2, {3, 4, 20}, {{1, 2, 3}, {1, 1, 1}, {0, 1, 2}, {0, 0, 1}}},
@@ -401,7 +403,8 @@ END_TEST
 // to the full dw; dx of a slab (with halo) summed over slabs equals the full dx.
 START_TEST(test_slab_views)
 {
-    // K = 16: the slabs run the row-shift tiles.
+    // K = 16: the slabs run the direct kernels on AVX-512 CPUs, the row-shift tiles otherwise
+    // (and in tc_ss_conv3d_gemm_paths).
     const conv_case_t c = {"slab", 1,          3,
                            4,      {8, 5, 16}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}};
     const int64_t plane = 5 * 16, chan = 8 * plane;

@@ -86,24 +86,6 @@ static int cancelled(const volatile int *flag)
     return flag != NULL && *flag != 0;
 }
 
-static int64_t padded_plane(const ss__dconv_t *d);
-
-int ss__dconv_suits(const ss__dconv_t *d, int wgrad)
-{
-    int cpu = __builtin_cpu_supports("avx512f");
-    // Rows shorter than a vector would leave most lanes idle, and 1x1x1 is a plain GEMM already.
-    // Measured on 2 threads against OpenBLAS's Cooperlake GEMMs (plane tiles): the forward and
-    // bwd_data kernels are as fast or faster for every channel count (16 -> 16 at 64^3 fwd 15 vs
-    // 25 ms, 32 -> 32 at 32^3 9.0 vs 11.1, 128 -> 128 at 16^3 13.9 vs 16.0); the weight
-    // gradient only up to 32 channels on one side (16 -> 32 at 32^3 5.9 vs 8.5 ms, 128 -> 64 at
-    // 16^3 12.3 vs 11.1). The slab of one output plane stays within SLAB_MAX_FLOATS.
-    int64_t kjk = d->k[1] * d->k[2];
-    int shape = kjk <= MAX_TAPS_JK && d->k[0] * kjk > 1 && d->dst[2] >= LANES &&
-                d->cin * d->k[0] * padded_plane(d) <= SLAB_MAX_FLOATS;
-    int channels = !wgrad || min64(d->cin, d->cout) <= WGRAD_CHANNELS;
-    return !g_disabled && cpu && shape && channels;
-}
-
 static int64_t vectors_per_row(const ss__dconv_t *d)
 {
     return (d->dst[2] + LANES - 1) / LANES;
@@ -138,21 +120,32 @@ static size_t groups_bytes(const ss__dconv_t *d)
 }
 
 // Slab geometry: about SLAB_FLOATS padded floats per slab, at least one plane.
-static int64_t padded_plane(const ss__dconv_t *d)
-{
-    return (d->dst[1] + d->k[1] - 1) * (vectors_per_row(d) * LANES + d->k[2] - 1);
-}
-
 static slab_t slab_make(const ss__dconv_t *d)
 {
     slab_t sl = {0};
     sl.rows = d->dst[1] + d->k[1] - 1;
     sl.cols = vectors_per_row(d) * LANES + d->k[2] - 1;
-    sl.plane = padded_plane(d);
+    sl.plane = sl.rows * sl.cols;
     int64_t per_plane = d->cin * sl.plane;
     sl.planes = min64(max64(SLAB_FLOATS / per_plane - (d->k[0] - 1), 1), d->dst[0]);
     sl.chan = (sl.planes + d->k[0] - 1) * sl.plane;
     return sl;
+}
+
+int ss__dconv_suits(const ss__dconv_t *d, int wgrad)
+{
+    int cpu = __builtin_cpu_supports("avx512f");
+    // Rows shorter than a vector would leave most lanes idle, and 1x1x1 is a plain GEMM already.
+    // Measured on 2 threads against OpenBLAS's Cooperlake GEMMs (plane tiles): the forward and
+    // bwd_data kernels are as fast or faster for every channel count (16 -> 16 at 64^3 fwd 15 vs
+    // 25 ms, 32 -> 32 at 32^3 9.0 vs 11.1, 128 -> 128 at 16^3 13.9 vs 16.0); the weight
+    // gradient only up to 32 channels on one side (16 -> 32 at 32^3 5.9 vs 8.5 ms, 128 -> 64 at
+    // 16^3 12.3 vs 11.1). The slab of one output plane stays within SLAB_MAX_FLOATS.
+    int64_t kjk = d->k[1] * d->k[2];
+    int shape = kjk <= MAX_TAPS_JK && d->k[0] * kjk > 1 && d->dst[2] >= LANES &&
+                d->cin * d->k[0] * slab_make(d).plane <= SLAB_MAX_FLOATS;
+    int channels = !wgrad || min64(d->cin, d->cout) <= WGRAD_CHANNELS;
+    return !g_disabled && cpu && shape && channels;
 }
 
 size_t ss__dconv_work_bytes(const ss__dconv_t *d)
