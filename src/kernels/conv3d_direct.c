@@ -14,9 +14,9 @@
 // loads ran 30% slower).
 //
 // Weight gradient: per unit (3 destination channels, one source channel, one tap a along I) the
-// 3 x kJ kK accumulators run over every vector of a slab's planes, then are reduced into dw. A
-// unit is owned by one thread and visits the slabs in order, so dw does not depend on the thread
-// count.
+// 3 x 3 x 3 accumulators (kJ, kK <= 3) run over every vector of a slab's planes, then are reduced
+// into dw. A unit is owned by one thread and visits the slabs in order, so dw does not depend on
+// the thread count.
 //
 // Rounding: fused multiply-adds, summed over (source channel, tap) in order per output element;
 // results differ from the GEMM paths in the last bits, and are the same for any thread count.
@@ -37,6 +37,7 @@ enum {
     LANES = 16,                // floats per vector
     GROUP = 6,                 // vectors of a plane per work item (8 x 3 twice or 4 x 6 once)
     MAX_TAPS_JK = 9,           // kJ kK of the kernels taken here (<= 3 x 3)
+    TAPS_MAX = 3,              // weight gradient: kJ and kK at most this
     WIDE = 8,                  // channels of a full destination block
     NARROW = 4,                // channels of a narrow tail block
     WG_CH = 3,                 // destination channels per weight-gradient unit
@@ -140,11 +141,13 @@ int ss__dconv_suits(const ss__dconv_t *d, int wgrad)
     // bwd_data kernels are as fast or faster for every channel count (16 -> 16 at 64^3 fwd 15 vs
     // 25 ms, 32 -> 32 at 32^3 9.0 vs 11.1, 128 -> 128 at 16^3 13.9 vs 16.0); the weight
     // gradient only up to 32 channels on one side (16 -> 32 at 32^3 5.9 vs 8.5 ms, 128 -> 64 at
-    // 16^3 12.3 vs 11.1). The slab of one output plane stays within SLAB_MAX_FLOATS.
+    // 16^3 12.3 vs 11.1) and kJ, kK <= 3. The slab of one output plane stays within
+    // SLAB_MAX_FLOATS.
     int64_t kjk = d->k[1] * d->k[2];
     int shape = kjk <= MAX_TAPS_JK && d->k[0] * kjk > 1 && d->dst[2] >= LANES &&
                 d->cin * d->k[0] * slab_make(d).plane <= SLAB_MAX_FLOATS;
-    int channels = !wgrad || min64(d->cin, d->cout) <= WGRAD_CHANNELS;
+    int channels = !wgrad || (min64(d->cin, d->cout) <= WGRAD_CHANNELS && d->k[1] <= TAPS_MAX &&
+                              d->k[2] <= TAPS_MAX);
     return !g_disabled && cpu && shape && channels;
 }
 
@@ -420,22 +423,16 @@ static DC_TARGET __attribute__((noinline)) void wgrad_unit(const ss__dconv_t *d,
                                                            int64_t a,
                                                            int64_t np)
 {
-    __m512 acc[WG_CH][MAX_TAPS_JK];
+    __m512 acc[WG_CH][TAPS_MAX * TAPS_MAX];
 #    pragma GCC unroll 3
     for (int o = 0; o < WG_CH; o++) {
 #    pragma GCC unroll 9
-        for (int t = 0; t < MAX_TAPS_JK; t++) {
+        for (int t = 0; t < TAPS_MAX * TAPS_MAX; t++) {
             acc[o][t] = _mm512_setzero_ps();
         }
     }
     int64_t nch = min64(d->cout - o0, WG_CH), ng = groups_per_plane(d);
-    int64_t kk = d->k[2], kjk = d->k[1] * kk, dplane = d->dst[1] * d->dst[2];
-    const int rows3 = d->k[1] == 3 && kk == 3;
-    // Taps past kJ kK read the plane's start (toff 0) and are never stored.
-    int64_t toff[MAX_TAPS_JK] = {0};
-    for (int64_t t = 0; t < kjk; t++) {
-        toff[t] = t / kk * sl->cols + t % kk;
-    }
+    int64_t kj = d->k[1], kk = d->k[2], dplane = d->dst[1] * d->dst[2];
     for (int64_t li = 0; li < np; li++) {
         const float *xp = pad + s * sl->chan + (li + a) * sl->plane;
         const float *dp = dy + o0 * d->dst_sc + (sl->i0 + li) * dplane;
@@ -449,46 +446,42 @@ static DC_TARGET __attribute__((noinline)) void wgrad_unit(const ss__dconv_t *d,
                                                            dp + o * d->dst_sc + gr->doff[v])
                                    : _mm512_setzero_ps();
                 }
+                // Taps (b, c) on a fixed 3 x 3 grid of accumulators (constant indices), one row
+                // pointer per b: no tap offset is reloaded from the stack.
                 const float *xs = xp + gr->soff[v];
-                if (rows3) {
-                    // 3 x 3 taps: three row pointers and constant column offsets, so that no
-                    // tap offset has to be reloaded from the stack.
-                    const float *xrow[3] = {xs, xs + sl->cols, xs + 2 * sl->cols};
 #    pragma GCC unroll 3
-                    for (int b = 0; b < 3; b++) {
+                for (int b = 0; b < TAPS_MAX; b++) {
+                    const float *xrow = xs + b * sl->cols;
 #    pragma GCC unroll 3
-                        for (int c = 0; c < 3; c++) {
-                            __m512 xv = _mm512_loadu_ps(xrow[b] + c);
-                            // One load for the three FMAs: GCC would fold it into each of them.
-                            __asm__("" : "+v"(xv));
-#    pragma GCC unroll 3
-                            for (int o = 0; o < WG_CH; o++) {
-                                acc[o][b * 3 + c] = _mm512_fmadd_ps(g[o], xv, acc[o][b * 3 + c]);
-                            }
+                    for (int c = 0; c < TAPS_MAX; c++) {
+                        if (b >= kj || c >= kk) {
+                            continue;
                         }
-                    }
-                    continue;
-                }
-#    pragma GCC unroll 9
-                for (int t = 0; t < MAX_TAPS_JK; t++) {
-                    __m512 xv = _mm512_loadu_ps(xs + toff[t]);
+                        __m512 xv = _mm512_loadu_ps(xrow + c);
+                        // One load for the three FMAs: GCC would fold it into each of them.
+                        __asm__("" : "+v"(xv));
 #    pragma GCC unroll 3
-                    for (int o = 0; o < WG_CH; o++) {
-                        acc[o][t] = _mm512_fmadd_ps(g[o], xv, acc[o][t]);
+                        for (int o = 0; o < WG_CH; o++) {
+                            acc[o][b * TAPS_MAX + c] =
+                                _mm512_fmadd_ps(g[o], xv, acc[o][b * TAPS_MAX + c]);
+                        }
                     }
                 }
             }
         }
     }
     // Constant indices only (unrolled): a run-time index would keep acc in memory.
-    int64_t kvol = d->k[0] * kjk;
+    int64_t kvol = d->k[0] * kj * kk;
 #    pragma GCC unroll 3
     for (int o = 0; o < WG_CH; o++) {
-        float *w = dw + ((o0 + o) * d->cin + s) * kvol + a * kjk;
-#    pragma GCC unroll 9
-        for (int t = 0; t < MAX_TAPS_JK; t++) {
-            if (o < nch && t < kjk) {
-                w[t] += _mm512_reduce_add_ps(acc[o][t]);
+        float *w = dw + ((o0 + o) * d->cin + s) * kvol + a * kj * kk;
+#    pragma GCC unroll 3
+        for (int b = 0; b < TAPS_MAX; b++) {
+#    pragma GCC unroll 3
+            for (int c = 0; c < TAPS_MAX; c++) {
+                if (o < nch && b < kj && c < kk) {
+                    w[b * kk + c] += _mm512_reduce_add_ps(acc[o][b * TAPS_MAX + c]);
+                }
             }
         }
     }
