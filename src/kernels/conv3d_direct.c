@@ -13,10 +13,10 @@
 // a mask: the zero padding costs one copy of the source instead of masks on every tap (masked
 // loads ran 30% slower).
 //
-// Weight gradient: per unit (3 destination channels, one source channel, one tap a along I) the
-// 3 x 3 x 3 accumulators (kJ, kK <= 3) run over every vector of a slab's planes, then are reduced
-// into dw. A unit is owned by one thread and visits the slabs in order, so dw does not depend on
-// the thread count.
+// Weight gradient (kJ = kK = 3): per unit (up to 3 destination channels, one source channel, one
+// tap a along I) the 3 x 3 x 3 accumulators run over every vector of a slab's planes, then are
+// reduced into dw. A unit is owned by one thread and visits the slabs in order, so dw does not
+// depend on the thread count.
 //
 // Rounding: fused multiply-adds, summed over (source channel, tap) in order per output element;
 // results differ from the GEMM paths in the last bits, and are the same for any thread count.
@@ -37,7 +37,7 @@ enum {
     LANES = 16,                // floats per vector
     GROUP = 6,                 // vectors of a plane per work item (8 x 3 twice or 4 x 6 once)
     MAX_TAPS_JK = 9,           // kJ kK of the kernels taken here (<= 3 x 3)
-    TAPS_MAX = 3,              // weight gradient: kJ and kK at most this
+    WG_TAPS = 3,               // weight gradient: kJ = kK = this
     WIDE = 8,                  // channels of a full destination block
     NARROW = 4,                // channels of a narrow tail block
     WG_CH = 3,                 // destination channels per weight-gradient unit
@@ -121,16 +121,24 @@ static size_t groups_bytes(const ss__dconv_t *d)
 }
 
 // Slab geometry: about SLAB_FLOATS padded floats per slab, at least one plane.
-static slab_t slab_make(const ss__dconv_t *d)
+static slab_t slab_make_cols(const ss__dconv_t *d, int aligned)
 {
     slab_t sl = {0};
     sl.rows = d->dst[1] + d->k[1] - 1;
     sl.cols = vectors_per_row(d) * LANES + d->k[2] - 1;
+    if (aligned) {
+        sl.cols = (sl.cols + LANES - 1) / LANES * LANES;
+    }
     sl.plane = sl.rows * sl.cols;
     int64_t per_plane = d->cin * sl.plane;
     sl.planes = min64(max64(SLAB_FLOATS / per_plane - (d->k[0] - 1), 1), d->dst[0]);
     sl.chan = (sl.planes + d->k[0] - 1) * sl.plane;
     return sl;
+}
+
+static slab_t slab_make(const ss__dconv_t *d)
+{
+    return slab_make_cols(d, 0);
 }
 
 int ss__dconv_suits(const ss__dconv_t *d, int wgrad)
@@ -141,21 +149,21 @@ int ss__dconv_suits(const ss__dconv_t *d, int wgrad)
     // bwd_data kernels are as fast or faster for every channel count (16 -> 16 at 64^3 fwd 15 vs
     // 25 ms, 32 -> 32 at 32^3 9.0 vs 11.1, 128 -> 128 at 16^3 13.9 vs 16.0); the weight
     // gradient only up to 32 channels on one side (16 -> 32 at 32^3 5.9 vs 8.5 ms, 128 -> 64 at
-    // 16^3 12.3 vs 11.1) and kJ, kK <= 3. The slab of one output plane stays within
+    // 16^3 12.3 vs 11.1) and kJ = kK = 3. The slab of one output plane stays within
     // SLAB_MAX_FLOATS.
     int64_t kjk = d->k[1] * d->k[2];
     int shape = kjk <= MAX_TAPS_JK && d->k[0] * kjk > 1 && d->dst[2] >= LANES &&
                 d->cin * d->k[0] * slab_make(d).plane <= SLAB_MAX_FLOATS;
-    int channels = !wgrad || (min64(d->cin, d->cout) <= WGRAD_CHANNELS && d->k[1] <= TAPS_MAX &&
-                              d->k[2] <= TAPS_MAX);
+    int channels = !wgrad || (min64(d->cin, d->cout) <= WGRAD_CHANNELS && d->k[1] == WG_TAPS &&
+                              d->k[2] == WG_TAPS);
     return !g_disabled && cpu && shape && channels;
 }
 
 size_t ss__dconv_work_bytes(const ss__dconv_t *d)
 {
-    slab_t sl = slab_make(d);
+    slab_t sl = slab_make(d), al = slab_make_cols(d, 1);
     return weights_bytes(d) + groups_bytes(d) +
-           round_line(sizeof(float) * (size_t)(d->cin * sl.chan));
+           round_line(sizeof(float) * (size_t)(d->cin * max64(sl.chan, al.chan)));
 }
 
 // Lanes l < n of a vector.
@@ -410,81 +418,113 @@ void ss__dconv_fwd(const ss__dconv_t *d,
     }
 }
 
-// Unit (destination channels [o0, o0 + nch <= 3), source channel s, tap a) over the planes of
-// the slab: dw += their contribution. acc is local, so it lives in registers.
-static DC_TARGET __attribute__((noinline)) void wgrad_unit(const ss__dconv_t *d,
-                                                           const slab_t *sl,
-                                                           const group_t *groups,
-                                                           float *dw,
-                                                           const float *pad,
-                                                           const float *dy,
-                                                           int64_t o0,
-                                                           int64_t s,
-                                                           int64_t a,
-                                                           int64_t np)
+// Unit (destination channels [o0, o0 + NCH), NCH <= 3, source channel s, tap a along I) over
+// the planes of the slab: dw += their contribution; acc is local, so it lives in registers.
+// Destination rows are walked with one pointer per dy channel and per source row: every load is
+// base + index + constant, and the loop body is the NCH + 9 loads and 9 NCH FMAs plus one
+// counter (per-vector offset tables and tap tests had taken the ports the FMAs need: 16 -> 16
+// at 64^3 on one thread 40 -> 34 ms with the exact channel count). The row tail's dy lanes are
+// masked to zero; x needs no mask (padding).
+static inline __attribute__((always_inline)) DC_TARGET void wgrad_rows(const ss__dconv_t *d,
+                                                                       const slab_t *sl,
+                                                                       float *dw,
+                                                                       const float *pad,
+                                                                       const float *dy,
+                                                                       int64_t o0,
+                                                                       int64_t s,
+                                                                       int64_t a,
+                                                                       int64_t np,
+                                                                       const int NCH)
 {
-    __m512 acc[WG_CH][TAPS_MAX * TAPS_MAX];
+    __m512 acc[WG_CH][WG_TAPS * WG_TAPS];
 #    pragma GCC unroll 3
-    for (int o = 0; o < WG_CH; o++) {
+    for (int o = 0; o < NCH; o++) {
 #    pragma GCC unroll 9
-        for (int t = 0; t < TAPS_MAX * TAPS_MAX; t++) {
+        for (int t = 0; t < WG_TAPS * WG_TAPS; t++) {
             acc[o][t] = _mm512_setzero_ps();
         }
     }
-    int64_t nch = min64(d->cout - o0, WG_CH), ng = groups_per_plane(d);
-    int64_t kj = d->k[1], kk = d->k[2], dplane = d->dst[1] * d->dst[2];
+    int64_t rows = d->dst[1], width = d->dst[2], full = width / LANES * LANES;
+    int64_t cols = sl->cols, sc = d->dst_sc;
+    __mmask16 tail = first_lanes(width - full);
     for (int64_t li = 0; li < np; li++) {
         const float *xp = pad + s * sl->chan + (li + a) * sl->plane;
-        const float *dp = dy + o0 * d->dst_sc + (sl->i0 + li) * dplane;
-        for (int64_t gi = 0; gi < ng; gi++) {
-            const group_t *gr = &groups[gi];
-            for (int v = 0; v < gr->nv; v++) {
+        const float *dp = dy + o0 * sc + (sl->i0 + li) * rows * width;
+        for (int64_t j = 0; j < rows; j++) {
+            const float *xr[WG_TAPS] = {xp + j * cols, xp + (j + 1) * cols, xp + (j + 2) * cols};
+            const float *gr[WG_CH] = {dp + j * width, dp + j * width + sc, dp + j * width + 2 * sc};
+            for (int64_t q = 0; q < width; q += LANES) {
+                __mmask16 m = q < full ? (__mmask16)0xffffu : tail;
                 __m512 g[WG_CH];
 #    pragma GCC unroll 3
-                for (int o = 0; o < WG_CH; o++) {
-                    g[o] = o < nch ? _mm512_maskz_loadu_ps(gr->tail[v],
-                                                           dp + o * d->dst_sc + gr->doff[v])
-                                   : _mm512_setzero_ps();
+                for (int o = 0; o < NCH; o++) {
+                    g[o] = _mm512_maskz_loadu_ps(m, gr[o] + q);
                 }
-                // Taps (b, c) on a fixed 3 x 3 grid of accumulators (constant indices), one row
-                // pointer per b: no tap offset is reloaded from the stack.
-                const float *xs = xp + gr->soff[v];
 #    pragma GCC unroll 3
-                for (int b = 0; b < TAPS_MAX; b++) {
-                    const float *xrow = xs + b * sl->cols;
+                for (int b = 0; b < WG_TAPS; b++) {
 #    pragma GCC unroll 3
-                    for (int c = 0; c < TAPS_MAX; c++) {
-                        if (b >= kj || c >= kk) {
-                            continue;
-                        }
-                        __m512 xv = _mm512_loadu_ps(xrow + c);
-                        // One load for the three FMAs: GCC would fold it into each of them.
+                    for (int c = 0; c < WG_TAPS; c++) {
+                        __m512 xv = _mm512_loadu_ps(xr[b] + q + c);
+                        // One load for the NCH FMAs: GCC would fold it into each of them.
                         __asm__("" : "+v"(xv));
 #    pragma GCC unroll 3
-                        for (int o = 0; o < WG_CH; o++) {
-                            acc[o][b * TAPS_MAX + c] =
-                                _mm512_fmadd_ps(g[o], xv, acc[o][b * TAPS_MAX + c]);
+                        for (int o = 0; o < NCH; o++) {
+                            acc[o][b * WG_TAPS + c] =
+                                _mm512_fmadd_ps(g[o], xv, acc[o][b * WG_TAPS + c]);
                         }
                     }
                 }
             }
         }
     }
-    // Constant indices only (unrolled): a run-time index would keep acc in memory.
-    int64_t kvol = d->k[0] * kj * kk;
+    int64_t kvol = d->k[0] * WG_TAPS * WG_TAPS;
 #    pragma GCC unroll 3
-    for (int o = 0; o < WG_CH; o++) {
-        float *w = dw + ((o0 + o) * d->cin + s) * kvol + a * kj * kk;
-#    pragma GCC unroll 3
-        for (int b = 0; b < TAPS_MAX; b++) {
-#    pragma GCC unroll 3
-            for (int c = 0; c < TAPS_MAX; c++) {
-                if (o < nch && b < kj && c < kk) {
-                    w[b * kk + c] += _mm512_reduce_add_ps(acc[o][b * TAPS_MAX + c]);
-                }
-            }
+    for (int o = 0; o < NCH; o++) {
+        float *w = dw + ((o0 + o) * d->cin + s) * kvol + a * WG_TAPS * WG_TAPS;
+#    pragma GCC unroll 9
+        for (int t = 0; t < WG_TAPS * WG_TAPS; t++) {
+            w[t] += _mm512_reduce_add_ps(acc[o][t]);
         }
     }
+}
+
+static DC_TARGET __attribute__((noinline)) void wgrad_rows_1(const ss__dconv_t *d,
+                                                             const slab_t *sl,
+                                                             float *dw,
+                                                             const float *pad,
+                                                             const float *dy,
+                                                             int64_t o0,
+                                                             int64_t s,
+                                                             int64_t a,
+                                                             int64_t np)
+{
+    wgrad_rows(d, sl, dw, pad, dy, o0, s, a, np, 1);
+}
+
+static DC_TARGET __attribute__((noinline)) void wgrad_rows_2(const ss__dconv_t *d,
+                                                             const slab_t *sl,
+                                                             float *dw,
+                                                             const float *pad,
+                                                             const float *dy,
+                                                             int64_t o0,
+                                                             int64_t s,
+                                                             int64_t a,
+                                                             int64_t np)
+{
+    wgrad_rows(d, sl, dw, pad, dy, o0, s, a, np, 2);
+}
+
+static DC_TARGET __attribute__((noinline)) void wgrad_rows_3(const ss__dconv_t *d,
+                                                             const slab_t *sl,
+                                                             float *dw,
+                                                             const float *pad,
+                                                             const float *dy,
+                                                             int64_t o0,
+                                                             int64_t s,
+                                                             int64_t a,
+                                                             int64_t np)
+{
+    wgrad_rows(d, sl, dw, pad, dy, o0, s, a, np, 3);
 }
 
 void ss__dconv_bwd_weight(const ss__dconv_t *d,
@@ -495,10 +535,9 @@ void ss__dconv_bwd_weight(const ss__dconv_t *d,
                           int nt,
                           const volatile int *cancel)
 {
-    group_t *groups = (group_t *)((char *)work + weights_bytes(d));
-    float *pad = (float *)((char *)groups + groups_bytes(d));
+    // The workspace's layout is the forward's (weights, groups, slab); only the slab is used.
+    float *pad = (float *)((char *)work + weights_bytes(d) + groups_bytes(d));
     slab_t sl = slab_make(d);
-    plane_groups(d, &sl, groups);
     int64_t nob = (d->cout + WG_CH - 1) / WG_CH, units = nob * d->cin * d->k[0];
     int64_t kvol = d->k[0] * d->k[1] * d->k[2];
     memset(dw, 0, sizeof(float) * (size_t)(d->cout * d->cin * kvol));
@@ -513,7 +552,11 @@ void ss__dconv_bwd_weight(const ss__dconv_t *d,
                 int64_t np = min64(sl.planes, d->dst[0] - i0);
                 for (int64_t u = u0; u < u1 && !cancelled(cancel); u++) {
                     int64_t a = u % d->k[0], s = u / d->k[0] % d->cin, ob = u / (d->k[0] * d->cin);
-                    wgrad_unit(d, &sl, groups, dw, pad, dy + n * d->dst_sn, ob * WG_CH, s, a, np);
+                    int64_t nch = min64(d->cout - ob * WG_CH, WG_CH);
+                    const float *dyn = dy + n * d->dst_sn;
+                    (nch == 3   ? wgrad_rows_3
+                     : nch == 2 ? wgrad_rows_2
+                                : wgrad_rows_1)(d, &sl, dw, pad, dyn, ob * WG_CH, s, a, np);
                 }
 #    pragma omp barrier
             }
