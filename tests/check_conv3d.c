@@ -37,15 +37,16 @@ static const conv_case_t cases[] = {
     {"unit", 1, 1, 1, {1, 1, 1}, {{1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}}},
     {"fwd chunks", 1, 70, 2, {3, 3, 4}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
     {"bwd_data chunks", 1, 2, 130, {5, 4, 3}, {{3, 3, 3}, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}}},
-    // Rows of 14+ outputs along K take the row-shift tiles (stride 1 along K); on AVX-512 CPUs
-    // those with 16+ outputs take the direct kernels instead, and tc_ss_conv3d_gemm_paths
-    // below runs them through the tiles.
-    {"rowshift", 1, 3, 4, {5, 7, 19}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
-    {"rowshift aniso", 2, 2, 3, {5, 6, 33}, {{2, 3, 4}, {2, 1, 1}, {0, 1, 2}, {1, 1, 1}}},
-    {"rowshift bwd aniso", 1, 3, 2, {3, 4, 20}, {{1, 2, 3}, {1, 1, 1}, {0, 1, 2}, {0, 0, 1}}},
-    {"rowshift big pad", 1, 2, 3, {3, 2, 14}, {{2, 2, 3}, {1, 1, 1}, {2, 0, 3}, {1, 2, 4}}},
-    {"rowshift fwd chunks", 1, 120, 2, {2, 3, 17}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
-    {"rowshift bwd chunks", 1, 2, 120, {2, 3, 17}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
+    // Planes of 256+ output positions (stride 1 along J and K) take the row-shift tiles; on
+    // AVX-512 CPUs those with rows of 16+ outputs take the direct kernels instead, and
+    // tc_ss_conv3d_gemm_paths below runs them through the tiles. Smaller planes (the cases
+    // above) take the gathered tiles, except for the weight gradient.
+    {"rowshift", 1, 3, 4, {3, 14, 19}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
+    {"rowshift aniso", 2, 2, 3, {5, 8, 33}, {{2, 3, 4}, {2, 1, 1}, {0, 1, 2}, {1, 1, 1}}},
+    {"rowshift bwd aniso", 1, 3, 2, {3, 13, 20}, {{1, 2, 3}, {1, 1, 1}, {0, 1, 2}, {0, 0, 1}}},
+    {"rowshift big pad", 1, 2, 3, {3, 20, 14}, {{2, 2, 3}, {1, 1, 1}, {2, 0, 3}, {1, 2, 4}}},
+    {"rowshift fwd chunks", 1, 120, 2, {2, 16, 17}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
+    {"rowshift bwd chunks", 1, 2, 120, {2, 16, 17}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
     // Unit stride with rows of 16+ outputs: the direct AVX-512 kernels where the CPU has them
     // (channel tails of 5 and 3, a row tail, asymmetric padding, kJ kK = 6, two source slabs).
     {"direct tails", 2, 3, 13, {4, 5, 37}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
