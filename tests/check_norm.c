@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shardseg/act.h"
 #include "shardseg/norm.h"
 
 #include "ref/norm_ref.h"
@@ -490,6 +491,92 @@ static void sharded_fwd(
     free(global);
 }
 
+// The fused epilogue (residual add, ReLU / LeakyReLU) against the separate calls it replaces:
+// ss_instnorm_fwd, then y += res, then the activation kernel: bit-identical, also in place.
+START_TEST(test_instnorm_epilogue)
+{
+    const ishape_t *d = &ISHAPES[_i];
+    static const ss_norm_act_t ACTS[] = {SS_NORM_ACT_NONE, SS_NORM_ACT_RELU, SS_NORM_ACT_LEAKY};
+    for (int with_res = 0; with_res <= 1; with_res++) {
+        for (int a = 0; a < 3; a++) {
+            for (int in_place = 0; in_place <= 1; in_place++) {
+                ifix_t f;
+                ifix_make(&f, d, 300 + (uint64_t)_i);
+                ss_exec_t ex = iexec(&f, 2);
+                ss_error_t err;
+                ss_tensor_t res, want, x2;
+                ss_test_tensor(&res, 5, f.x.shape, 77, -1.0f, 1.0f);
+                zeros_like(&want, &f.y);
+                ck_assert_int_eq(
+                    ss_instnorm_fwd(&want, NULL, NULL, &f.x, &f.gamma, &f.beta, &f.p, &ex, &err),
+                    SS_OK);
+                int64_t nx = ss_tensor_numel(&f.x);
+                for (int64_t i = 0; with_res && i < nx; i++) {
+                    ss_tensor_f32(&want)[i] += ss_tensor_f32(&res)[i];
+                }
+                if (ACTS[a] == SS_NORM_ACT_RELU) {
+                    ck_assert_int_eq(ss_relu_fwd(&want, &want, &ex, &err), SS_OK);
+                } else if (ACTS[a] == SS_NORM_ACT_LEAKY) {
+                    ck_assert_int_eq(ss_leaky_relu_fwd(&want, &want, 0.01f, &ex, &err), SS_OK);
+                }
+                int64_t nm = d->n * f.g;
+                ss_norm_moments_t *st = malloc(sizeof(*st) * (size_t)nm);
+                ck_assert_int_eq(ss_instnorm_stats_partial(st, &f.x, &f.p, &ex, &err), SS_OK);
+                ss_instnorm_epilogue_t e = {with_res ? &res : NULL, ACTS[a], 0.01f};
+                ss_tensor_t *y = &f.y;
+                if (in_place) {
+                    zeros_like(&x2, &f.x);
+                    memcpy(x2.data, f.x.data, ss_tensor_nbytes(&f.x));
+                    y = &x2;
+                }
+                ck_assert_int_eq(ss_instnorm_fwd_apply_act(y, NULL, NULL, in_place ? &x2 : &f.x,
+                                                           &f.gamma, &f.beta, st, &f.p, &e, &ex,
+                                                           &err),
+                                 SS_OK);
+                ck_assert_msg(memcmp(y->data, want.data, ss_tensor_nbytes(&want)) == 0,
+                              "shape %d res %d act %d in place %d: not the separate calls' y", _i,
+                              with_res, a, in_place);
+                if (in_place) {
+                    free(x2.data);
+                }
+                free(st);
+                free(res.data);
+                free(want.data);
+                ifix_free(&f);
+            }
+        }
+    }
+}
+END_TEST
+
+// The epilogue's arguments: a non-finite slope, an unknown activation, res of another shape or
+// res being y are refused with a message.
+START_TEST(test_instnorm_epilogue_bad)
+{
+    ishape_t d = {1, 2, 0, 3, 4, 5}, other = {1, 2, 0, 3, 4, 6};
+    ifix_t f, g;
+    ifix_make(&f, &d, 5);
+    ifix_make(&g, &other, 6);
+    ss_exec_t ex = iexec(&f, 1);
+    ss_error_t err;
+    ss_norm_moments_t st[2];
+    ck_assert_int_eq(ss_instnorm_stats_partial(st, &f.x, &f.p, &ex, &err), SS_OK);
+    ss_instnorm_epilogue_t bad[] = {{NULL, SS_NORM_ACT_LEAKY, NAN},
+                                    {NULL, (ss_norm_act_t)7, 0.0f},
+                                    {&g.x, SS_NORM_ACT_RELU, 0.0f},
+                                    {&f.y, SS_NORM_ACT_NONE, 0.0f}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err.msg[0] = 0;
+        ck_assert_int_ne(ss_instnorm_fwd_apply_act(&f.y, NULL, NULL, &f.x, NULL, NULL, st, &f.p,
+                                                   &bad[i], &ex, &err),
+                         SS_OK);
+        ck_assert_msg(strlen(err.msg) > 0, "case %zu: no message", i);
+    }
+    ifix_free(&f);
+    ifix_free(&g);
+}
+END_TEST
+
 static const ishape_t SHARD_SHAPES[] = {{2, 3, 0, 7, 24, 31}, {1, 6, 2, 7, 3, 4}};
 static const cut_t SHARD_CUTS[] = {{0, 2}, {2, 0}, {2, 5}};
 
@@ -967,6 +1054,8 @@ static Suite *norm_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("tc_ss_instnorm_fwd_apply");
     tcase_add_loop_test(tc, test_instnorm_sharded_fwd, 0, 2);
+    tcase_add_loop_test(tc, test_instnorm_epilogue, 0, NISHAPES);
+    tcase_add_test(tc, test_instnorm_epilogue_bad);
     suite_add_tcase(s, tc);
     tc = tcase_create("tc_ss_instnorm_bwd_partial");
     tcase_add_loop_test(tc, test_bwd_partial_sums, 0, NISHAPES);

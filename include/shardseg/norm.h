@@ -109,6 +109,34 @@ ss_status_t ss_instnorm_fwd_apply(ss_tensor_t *y,
                                   const ss_instnorm_params_t *p,
                                   const ss_exec_t *ex,
                                   ss_error_t *err);
+// What ss_instnorm_fwd_apply_act does to each normalised chunk while it is in cache:
+// y = act(norm(x) + res), bit for bit what the separate add and activation calls would give, in
+// one pass over memory instead of three (a residual block's norm, add and LeakyReLU).
+typedef enum {
+    SS_NORM_ACT_NONE,
+    SS_NORM_ACT_RELU,  // x < 0 ? 0 : x (keeps NaN), as ss_relu_fwd
+    SS_NORM_ACT_LEAKY, // as ss_leaky_relu_fwd with `slope`
+} ss_norm_act_t;
+
+typedef struct {
+    const ss_tensor_t *res; // x's shape (a slab view is fine), added first; NULL: none
+    ss_norm_act_t act;
+    float slope; // SS_NORM_ACT_LEAKY only; finite
+} ss_instnorm_epilogue_t;
+
+// ss_instnorm_fwd_apply followed by the epilogue e (NULL: none). y may be x; e->res must not
+// overlap y.
+ss_status_t ss_instnorm_fwd_apply_act(ss_tensor_t *y,
+                                      ss_tensor_t *mean,
+                                      ss_tensor_t *rstd,
+                                      const ss_tensor_t *x,
+                                      const ss_tensor_t *gamma,
+                                      const ss_tensor_t *beta,
+                                      const ss_norm_moments_t *stats,
+                                      const ss_instnorm_params_t *p,
+                                      const ss_instnorm_epilogue_t *e,
+                                      const ss_exec_t *ex,
+                                      ss_error_t *err);
 // OUT sums (3*N*C doubles, layout above); OUT dgamma, dbeta ((C), each may be NULL): this slab's
 // contribution. mean, rstd: from the forward.
 ss_status_t ss_instnorm_bwd_partial(double *sums,

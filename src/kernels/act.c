@@ -19,7 +19,6 @@
 // Spatial positions per softmax work item: the block's C rows stay in L1/L2 between passes.
 #define SM_BLK 512
 
-
 // ---- vectorisable math ------------------------------------------------------------------------
 // Written without branches or libm calls so that `omp simd` loops vectorise at -O2 without
 // -ffast-math: selects use copysign or integer compares (a float compare feeding a computation
@@ -280,7 +279,7 @@ static inline float leaky_factor(float x, float slope)
     return f;
 }
 
-SS_CLONES static void leaky_fwd_blk(float *y, const float *x, int64_t n, float slope)
+SS_CLONES void ss__leaky_blk(float *y, const float *x, int64_t n, float slope)
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
@@ -289,7 +288,7 @@ SS_CLONES static void leaky_fwd_blk(float *y, const float *x, int64_t n, float s
 }
 
 // `x < 0 ? 0 : x` keeps NaN (PyTorch clamp_min semantics).
-SS_CLONES static void relu_fwd_blk(float *y, const float *x, int64_t n)
+SS_CLONES void ss__relu_blk(float *y, const float *x, int64_t n)
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
@@ -315,7 +314,7 @@ ss_status_t ss_relu_fwd(ss_tensor_t *y, const ss_tensor_t *x, const ss_exec_t *e
 #pragma omp parallel for num_threads(ex->nthreads) schedule(static) default(none)                  \
     shared(yp, xp, n, nb)
     for (int64_t b = 0; b < nb; b++) {
-        relu_fwd_blk(yp + b * BLK, xp + b * BLK, blk_len(n, b));
+        ss__relu_blk(yp + b * BLK, xp + b * BLK, blk_len(n, b));
     }
     return SS_OK;
 }
@@ -371,7 +370,7 @@ ss_status_t ss_leaky_relu_fwd(
 #pragma omp parallel for num_threads(ex->nthreads) schedule(static) default(none)                  \
     shared(yp, xp, n, nb, slope)
     for (int64_t b = 0; b < nb; b++) {
-        leaky_fwd_blk(yp + b * BLK, xp + b * BLK, blk_len(n, b), slope);
+        ss__leaky_blk(yp + b * BLK, xp + b * BLK, blk_len(n, b), slope);
     }
     return SS_OK;
 }

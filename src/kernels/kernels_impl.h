@@ -41,6 +41,11 @@ static inline float ss__selectf(int c, float a, float b)
 #    define SS_HAVE_DCONV 0
 #endif
 
+// The activations' forward over n contiguous floats (act.c; y may be x), for the layers that
+// apply them inside their own pass (instance norm's epilogue).
+void ss__relu_blk(float *y, const float *x, int64_t n);
+void ss__leaky_blk(float *y, const float *x, int64_t n, float slope);
+
 // A stride-1 convolution from a source to a destination volume: dst[o][i][j][q] = sum over
 // source channels s and taps (a, b, c) of w * src[s][i + a - lo0][j + b - lo1][q + c - lo2],
 // zero outside the source. Spatial blocks dense, batch and channel strides free.

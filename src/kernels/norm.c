@@ -263,25 +263,51 @@ static void stat_mean_rstd(const ss_norm_moments_t *m, float eps, float *mu, flo
     *rs = (float)(1.0 / sqrt(var + (double)eps));
 }
 
+SS_CLONES static void chunk_add(float *restrict y, const float *restrict r, int64_t len)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < len; i++) {
+        y[i] += r[i];
+    }
+}
+
+// The epilogue on a chunk of y that chunk_apply has just written (it is in L1).
+static void chunk_epilogue(float *y, const float *res, int64_t len, const ss_instnorm_epilogue_t *e)
+{
+    if (res != NULL) {
+        chunk_add(y, res, len);
+    }
+    if (e->act == SS_NORM_ACT_RELU) {
+        ss__relu_blk(y, y, len);
+    } else if (e->act == SS_NORM_ACT_LEAKY) {
+        ss__leaky_blk(y, y, len, e->slope);
+    }
+}
+
 static void apply_run(ss_tensor_t *y,
                       const ss_tensor_t *x,
                       const float *gamma,
                       const float *beta,
                       const ss_norm_moments_t *stats,
                       float eps,
+                      const ss_instnorm_epilogue_t *e,
                       const geom_t *q,
                       int nt)
 {
     int64_t items = items_of(q);
 #pragma omp parallel for num_threads(nt) schedule(static) default(none)                            \
-    shared(y, x, gamma, beta, stats, eps, q, items)
+    shared(y, x, gamma, beta, stats, eps, e, q, items)
     for (int64_t it = 0; it < items; it++) {
         int64_t pl = it / q->nch, ch = it % q->nch, n = pl / q->c, c = pl % q->c;
         float mu, rs;
         stat_mean_rstd(&stats[n * q->g + c / q->cpg], eps, &mu, &rs);
         float sc = gamma ? rs * gamma[c] : rs, sh = beta ? beta[c] : 0.0f;
-        chunk_apply(plane_of(y, n, c) + ch * CHUNK, plane_of(x, n, c) + ch * CHUNK,
-                    chunk_len(q, ch), mu, sc, sh);
+        float *yc = plane_of(y, n, c) + ch * CHUNK;
+        const float *rc = e != NULL && e->res != NULL ? plane_of(e->res, n, c) + ch * CHUNK : NULL;
+        chunk_apply(yc, plane_of(x, n, c) + ch * CHUNK, chunk_len(q, ch), mu, sc, sh);
+        if (e != NULL) {
+            chunk_epilogue(yc, rc, chunk_len(q, ch), e);
+        }
     }
 }
 
@@ -489,6 +515,7 @@ static void apply_stage(ss_tensor_t *y,
                         const ss_tensor_t *beta,
                         const ss_norm_moments_t *stats,
                         const ss_instnorm_params_t *p,
+                        const ss_instnorm_epilogue_t *e,
                         const ss_exec_t *ex)
 {
     geom_t q = geom_of(x, p);
@@ -502,8 +529,53 @@ static void apply_stage(ss_tensor_t *y,
     }
     if (q.s > 0 && q.n * q.c > 0) {
         apply_run(y, x, gamma ? ss_tensor_f32(gamma) : NULL, beta ? ss_tensor_f32(beta) : NULL,
-                  stats, p->eps, &q, ex->nthreads);
+                  stats, p->eps, e, &q, ex->nthreads);
     }
+}
+
+static ss_status_t epilogue_check(const ss_instnorm_epilogue_t *e,
+                                  const ss_tensor_t *y,
+                                  const ss_tensor_t *x,
+                                  ss_error_t *err)
+{
+    if (e == NULL) {
+        return SS_OK;
+    }
+    if (e->act != SS_NORM_ACT_NONE && e->act != SS_NORM_ACT_RELU && e->act != SS_NORM_ACT_LEAKY) {
+        SS_FAIL(err, SS_EINVAL, "instnorm: unknown epilogue activation %d", (int)e->act);
+    }
+    if (e->act == SS_NORM_ACT_LEAKY && !isfinite(e->slope)) {
+        SS_FAIL(err, SS_EINVAL, "instnorm: the epilogue's leaky slope must be finite");
+    }
+    if (e->res != NULL) {
+        SS_TRY(volume_check(e->res, "res", err));
+        SS_TRY(same_shape_check(e->res, "res", x, "x", err));
+        if (e->res->data == y->data) {
+            SS_FAIL(err, SS_EINVAL, "instnorm: the epilogue's res must not be y");
+        }
+    }
+    return SS_OK;
+}
+
+ss_status_t ss_instnorm_fwd_apply_act(ss_tensor_t *y,
+                                      ss_tensor_t *mean,
+                                      ss_tensor_t *rstd,
+                                      const ss_tensor_t *x,
+                                      const ss_tensor_t *gamma,
+                                      const ss_tensor_t *beta,
+                                      const ss_norm_moments_t *stats,
+                                      const ss_instnorm_params_t *p,
+                                      const ss_instnorm_epilogue_t *e,
+                                      const ss_exec_t *ex,
+                                      ss_error_t *err)
+{
+    SS_TRY(apply_check(y, mean, rstd, x, gamma, beta, stats, p, ex, err));
+    if ((mean == NULL) != (rstd == NULL)) {
+        SS_FAIL(err, SS_EINVAL, "instnorm: give both mean and rstd, or neither");
+    }
+    SS_TRY(epilogue_check(e, y, x, err));
+    apply_stage(y, mean, rstd, x, gamma, beta, stats, p, e, ex);
+    return SS_OK;
 }
 
 ss_status_t ss_instnorm_fwd_apply(ss_tensor_t *y,
@@ -517,12 +589,7 @@ ss_status_t ss_instnorm_fwd_apply(ss_tensor_t *y,
                                   const ss_exec_t *ex,
                                   ss_error_t *err)
 {
-    SS_TRY(apply_check(y, mean, rstd, x, gamma, beta, stats, p, ex, err));
-    if ((mean == NULL) != (rstd == NULL)) {
-        SS_FAIL(err, SS_EINVAL, "instnorm: give both mean and rstd, or neither");
-    }
-    apply_stage(y, mean, rstd, x, gamma, beta, stats, p, ex);
-    return SS_OK;
+    return ss_instnorm_fwd_apply_act(y, mean, rstd, x, gamma, beta, stats, p, NULL, ex, err);
 }
 
 // The one-shot calls keep their global stats (forward) or sums (backward) in the workspace, after

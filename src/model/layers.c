@@ -238,8 +238,14 @@ static void running_moments(const ss_model_t *m, const norm_t *nm, ss_norm_momen
     }
 }
 
-ss_status_t
-norm_fwd(ss_model_t *m, norm_t *nm, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
+ss_status_t norm_act_fwd(ss_model_t *m,
+                         norm_t *nm,
+                         ss_tensor_t *y,
+                         const ss_tensor_t *x,
+                         const ss_tensor_t *res,
+                         ss_norm_act_t act,
+                         float slope,
+                         ss_error_t *err)
 {
     int64_t n = x->shape[0], nc = n * nm->c;
     ss_arena_mark_t mark = ss_arena_mark(m->tmp);
@@ -267,11 +273,18 @@ norm_fwd(ss_model_t *m, norm_t *nm, ss_tensor_t *y, const ss_tensor_t *x, ss_err
         g = model_w(m, nm->gamma);
         b = model_w(m, nm->beta);
     }
-    SS_TRY(ss_instnorm_fwd_apply(y, &nm->mean, &nm->rstd, x, nm->gamma >= 0 ? &g : NULL,
-                                 nm->gamma >= 0 ? &b : NULL, st, &g_inorm, &m->ex, err));
+    ss_instnorm_epilogue_t e = {res, act, slope};
+    SS_TRY(ss_instnorm_fwd_apply_act(y, &nm->mean, &nm->rstd, x, nm->gamma >= 0 ? &g : NULL,
+                                     nm->gamma >= 0 ? &b : NULL, st, &g_inorm, &e, &m->ex, err));
     nm->x = *x;
     ss_arena_rewind(m->tmp, mark);
     return SS_OK;
+}
+
+ss_status_t
+norm_fwd(ss_model_t *m, norm_t *nm, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
+{
+    return norm_act_fwd(m, nm, y, x, NULL, SS_NORM_ACT_NONE, 0.0f, err);
 }
 
 // BatchNorm backward: the per-(n, c) sums are summed over n and shared by every n.
@@ -314,14 +327,6 @@ norm_bwd(ss_model_t *m, norm_t *nm, ss_tensor_t *dx, const ss_tensor_t *dy, ss_e
 }
 
 // --- activations ---------------------------------------------------------------------------
-
-ss_status_t act_fwd(ss_model_t *m, ss_tensor_t *y, float slope, ss_error_t *err)
-{
-    if (slope == 0.0f) {
-        return ss_relu_fwd(y, y, &m->ex, err);
-    }
-    return ss_leaky_relu_fwd(y, y, slope, &m->ex, err);
-}
 
 ss_status_t
 act_bwd(ss_model_t *m, ss_tensor_t *dy, const ss_tensor_t *y, float slope, ss_error_t *err)
@@ -370,19 +375,14 @@ resblock_fwd(ss_model_t *m, resblock_t *r, ss_tensor_t *y, const ss_tensor_t *x,
     ss_tensor_t h1, a1, h2, s;
     ss_arena_mark_t mark = ss_arena_mark(m->act);
     SS_TRY(conv_fwd(m, &r->conv1, &h1, x, err));
-    SS_TRY(norm_fwd(m, &r->norm1, &a1, &h1, err));
-    SS_TRY(act_fwd(m, &a1, g_lrelu, err));
+    SS_TRY(norm_act_fwd(m, &r->norm1, &a1, &h1, NULL, SS_NORM_ACT_LEAKY, g_lrelu, err));
     SS_TRY(conv_fwd(m, &r->conv2, &h2, &a1, err));
-    SS_TRY(norm_fwd(m, &r->norm2, &s, &h2, err));
+    ss_tensor_t res = *x, h3;
     if (r->down) {
-        ss_tensor_t h3, n3;
         SS_TRY(conv_fwd(m, &r->conv3, &h3, x, err));
-        SS_TRY(norm_fwd(m, &r->norm3, &n3, &h3, err));
-        model_add(&s, &n3, m->plan.nthreads);
-    } else {
-        model_add(&s, x, m->plan.nthreads);
+        SS_TRY(norm_fwd(m, &r->norm3, &res, &h3, err));
     }
-    SS_TRY(act_fwd(m, &s, g_lrelu, err));
+    SS_TRY(norm_act_fwd(m, &r->norm2, &s, &h2, &res, SS_NORM_ACT_LEAKY, g_lrelu, err));
     SS_TRY(model_keep_only(m, mark, &s, err));
     r->a1 = a1;
     r->out = s;

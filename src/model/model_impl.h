@@ -154,6 +154,17 @@ ss_status_t norm_init(ss_model_t *m,
 // y is allocated from act.
 ss_status_t
 norm_fwd(ss_model_t *m, norm_t *nm, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err);
+// y = act(norm(x) + res) in one pass (res may be NULL; it must not be y), bit for bit the
+// separate norm, add and activation kernels. The backward is act_bwd, the residual's gradient
+// and norm_bwd as for the separate calls: the saved values are the same.
+ss_status_t norm_act_fwd(ss_model_t *m,
+                         norm_t *nm,
+                         ss_tensor_t *y,
+                         const ss_tensor_t *x,
+                         const ss_tensor_t *res,
+                         ss_norm_act_t act,
+                         float slope,
+                         ss_error_t *err);
 // dx (preallocated) may be dy: the gradient is then computed in place.
 ss_status_t
 norm_bwd(ss_model_t *m, norm_t *nm, ss_tensor_t *dx, const ss_tensor_t *dy, ss_error_t *err);
@@ -180,9 +191,8 @@ resblock_fwd(ss_model_t *m, resblock_t *r, ss_tensor_t *y, const ss_tensor_t *x,
 ss_status_t
 resblock_bwd(ss_model_t *m, resblock_t *r, ss_tensor_t *dx, ss_tensor_t *dy, ss_error_t *err);
 
-// Leaky ReLU / ReLU helpers (slope 0: ReLU), in place.
-ss_status_t act_fwd(ss_model_t *m, ss_tensor_t *y, float slope, ss_error_t *err);
-// dy becomes dx (in place), given the saved output y.
+// Leaky ReLU / ReLU backward (slope 0: ReLU; the forward is norm_act_fwd's epilogue): dy becomes
+// dx (in place), given the saved output y.
 ss_status_t
 act_bwd(ss_model_t *m, ss_tensor_t *dy, const ss_tensor_t *y, float slope, ss_error_t *err);
 

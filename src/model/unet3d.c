@@ -66,8 +66,7 @@ cblock_fwd(ss_model_t *m, cblock_t *c, ss_tensor_t *y, const ss_tensor_t *x, ss_
     ss_arena_mark_t mark = ss_arena_mark(m->act);
     for (int b = 0; b < c->nb; b++) {
         SS_TRY(conv_fwd(m, &c->conv[b], &t, &h, err));
-        SS_TRY(norm_fwd(m, &c->norm[b], &h, &t, err));
-        SS_TRY(act_fwd(m, &h, 0.0f, err));
+        SS_TRY(norm_act_fwd(m, &c->norm[b], &h, &t, NULL, SS_NORM_ACT_RELU, 0.0f, err));
         c->out[b] = h;
     }
     SS_TRY(model_keep_only(m, mark, &h, err));
