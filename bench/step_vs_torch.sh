@@ -2,7 +2,12 @@
 # One training step (batch 1, AdamW lr 1e-4, Dice+BCE on random data of the model's img_size),
 # shardseg against PyTorch (bench/torch_step.py, same networks and loss) with the same thread
 # count, for the configurations of issue 6; prints one table of ms/step, peak memory and ratios.
-#   bench/step_vs_torch.sh [--threads T] [--steps N] [--warmup W] [--only c1,c2] [--device cpu|cuda]
+#   bench/step_vs_torch.sh [--threads T] [--steps N] [--warmup W] [--rounds R] [--only c1,c2]
+#                          [--device cpu|cuda]
+# Each configuration runs R rounds of (shardseg, PyTorch) back to back, so that both sides see
+# the same machine: on a shared node the speed of both drifts by up to 1.4x within minutes. The
+# table gives, per side, the median over rounds of each round's median step and the fastest
+# round, and the ratios of both.
 # Configurations: unetr192-64 unetr192-96 unetr768-64 unetr768-96 unet3d-64 unet3d-128.
 # --device cuda runs the PyTorch side on the GPU (the shardseg column stays on the CPU).
 # Needs a built ./shardseg and Debian's python3-torch (/usr/bin/python3); without torch the
@@ -15,15 +20,16 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x ./shardseg ]; then
     export OPENBLAS_CORETYPE
 fi
 cd "$(dirname "$0")/.."
-threads=2 steps=5 warmup=2 only="" device=cpu
+threads=2 steps=5 warmup=2 rounds=3 only="" device=cpu
 while [ $# -gt 0 ]; do
     case "$1" in
     --threads) threads=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
-    *) echo "step_vs_torch.sh: unknown option $1; use --threads T --steps N --warmup W --only LIST --device cpu|cuda" >&2; exit 2 ;;
+    *) echo "step_vs_torch.sh: unknown option $1; use --threads T --steps N --warmup W --rounds R --only LIST --device cpu|cuda" >&2; exit 2 ;;
     esac
 done
 case "$device" in cpu | cuda) ;; *) echo "step_vs_torch.sh: --device: '$device' is not cpu or cuda; use one of them" >&2; exit 2 ;; esac
@@ -44,6 +50,9 @@ have_torch=0
 /usr/bin/python3 -c 'import torch' 2>/dev/null && have_torch=1
 
 field() { sed -n "s/.*$1=\([0-9.e+-]*\).*/\1/p" | tail -1; }
+# median and min of the numbers on stdin, one per line
+med() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+low() { sort -g | head -1; }
 rows=()
 for c in "${configs[@]}"; do
     IFS='|' read -r name sopts topts <<<"$c"
@@ -53,33 +62,44 @@ for c in "${configs[@]}"; do
     echo "== $name" >&2
     # shellcheck disable=SC2086 # the option strings are word lists
     ./shardseg weights init $sopts --out "$work/$name.h5" >&2
-    ./shardseg bench step --weights "$work/$name.h5" --steps "$steps" --warmup "$warmup" \
-        --threads "$threads" | tee "$work/$name.ours" >&2
-    ours=$(tail -1 "$work/$name.ours")
-    sms=$(echo "$ours" | field ms_per_step) smem=$(echo "$ours" | field peak_mem_bytes)
-    tms=- tmem=-
+    : >"$work/$name.ours" && : >"$work/$name.torch"
+    for ((r = 1; r <= rounds; r++)); do
+        ./shardseg bench step --weights "$work/$name.h5" --steps "$steps" --warmup "$warmup" \
+            --threads "$threads" | tee -a "$work/$name.ours" >&2
+        if [ "$have_torch" = 1 ]; then
+            # torch would otherwise use every core, and OpenBLAS threads would fight its own.
+            # shellcheck disable=SC2086
+            OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS="$threads" /usr/bin/python3 bench/torch_step.py \
+                $topts --threads "$threads" --steps "$steps" --warmup "$warmup" --device "$device" \
+                | tee -a "$work/$name.torch" >&2
+        fi
+    done
+    per_round() { grep '^ms_per_step=' "$1" | sed 's/ms_per_step=\([0-9.]*\).*/\1/'; }
+    sms=$(per_round "$work/$name.ours" | med) smin=$(per_round "$work/$name.ours" | low)
+    smem=$(grep '^ms_per_step=' "$work/$name.ours" | field peak_mem_bytes)
+    tms=- tmin=- tmem=-
     if [ "$have_torch" = 1 ]; then
-        # torch would otherwise use every core, and OpenBLAS threads would fight its own: pin both.
-        # shellcheck disable=SC2086
-        OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS="$threads" /usr/bin/python3 bench/torch_step.py \
-            $topts --threads "$threads" --steps "$steps" --warmup "$warmup" --device "$device" \
-            | tee "$work/$name.torch" >&2
-        theirs=$(tail -1 "$work/$name.torch")
-        tms=$(echo "$theirs" | field ms_per_step) tmem=$(echo "$theirs" | field peak_mem_bytes)
+        tms=$(per_round "$work/$name.torch" | med) tmin=$(per_round "$work/$name.torch" | low)
+        tmem=$(grep '^ms_per_step=' "$work/$name.torch" | field peak_mem_bytes)
     fi
-    rows+=("$name $sms $smem $tms $tmem")
+    rows+=("$name $sms $smin $smem $tms $tmin $tmem")
 done
 
-printf '\n%-12s %12s %12s %8s %10s %10s %8s\n' config shardseg_ms "torch_ms" speedup shard_MB torch_MB mem_x
+printf '\n%-12s %10s %10s %10s %10s %8s %8s %9s %9s %7s\n' config ours_ms ours_min torch_ms \
+    torch_min speedup at_min ours_MB torch_MB mem_x
 for r in "${rows[@]}"; do
-    read -r name sms smem tms tmem <<<"$r"
+    read -r name sms smin smem tms tmin tmem <<<"$r"
     if [ "$tms" = - ]; then
-        printf '%-12s %12.1f %12s %8s %10.0f %10s %8s\n' "$name" "$sms" - - "$(echo "$smem / 1000000" | bc -l)" - -
+        printf '%-12s %10.1f %10.1f %10s %10s %8s %8s %9.0f %9s %7s\n' "$name" "$sms" "$smin" - - - - \
+            "$(echo "$smem / 1000000" | bc -l)" - -
     else
-        printf '%-12s %12.1f %12.1f %7.2fx %10.0f %10.0f %7.2fx\n' "$name" "$sms" "$tms" \
-            "$(echo "$tms / $sms" | bc -l)" "$(echo "$smem / 1000000" | bc -l)" \
-            "$(echo "$tmem / 1000000" | bc -l)" "$(echo "$tmem / $smem" | bc -l)"
+        printf '%-12s %10.1f %10.1f %10.1f %10.1f %7.2fx %7.2fx %9.0f %9.0f %6.2fx\n' "$name" "$sms" \
+            "$smin" "$tms" "$tmin" "$(echo "$tms / $sms" | bc -l)" "$(echo "$tmin / $smin" | bc -l)" \
+            "$(echo "$smem / 1000000" | bc -l)" "$(echo "$tmem / 1000000" | bc -l)" \
+            "$(echo "$tmem / $smem" | bc -l)"
     fi
 done
-echo "(batch 1, median of $steps steps after $warmup warm-up, $threads threads; torch on $device;" \
-    "speedup = torch / shardseg; peak = RSS on CPU, max_memory_allocated on CUDA)"
+echo "(batch 1; per round the median of $steps steps after $warmup warm-up; $rounds rounds" \
+    "alternating with torch: median and fastest round; $threads threads; torch on $device;" \
+    "speedup = torch / shardseg, at_min = fastest torch / fastest shardseg; peak = RSS on CPU," \
+    "max_memory_allocated on CUDA)"
