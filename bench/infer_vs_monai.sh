@@ -2,8 +2,8 @@
 # Whole-case inference (240x240x155, 4 modalities: load, preprocess, sliding windows with Gaussian
 # blending, labels, NIfTI write), shardseg (`shardseg infer`) against PyTorch with our port of
 # MONAI's sliding_window_inference (bench/torch_infer.py), same network weights, ROI, overlap and
-# thread count, in one run. Prints seconds (min of R runs), peak RSS and the ratios per ROI, and
-# how many voxels of the two predictions agree.
+# thread count, in one run. Prints seconds (min and median of R alternating runs), peak RSS and
+# the ratios per ROI, and how many voxels of the two predictions agree.
 #   bench/infer_vs_monai.sh [--threads T] [--runs R] [--rois 96,128] [--overlap F] [--case DIR]
 #                           [--hidden H --mlp M] [--feature F]
 # Network: UNETR hidden 192 (mlp 768, 12 heads, 12 layers, patch 16, feature 16) by default, the
@@ -47,6 +47,7 @@ have_torch=0
 /usr/bin/python3 -c 'import torch, nibabel, h5py' 2>/dev/null && have_torch=1
 field() { sed -n "s/.*$1=\([0-9.e+-]*\).*/\1/p" | tail -1; }
 minof() { sort -g | head -1; }
+medof() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 maxof() { sort -g | tail -1; }
 echo "case $case, threads $threads, overlap $overlap, UNETR hidden $hidden feature $feature" >&2
 
@@ -69,31 +70,35 @@ for roi in ${rois//,/ }; do
         fi
     done
     ss=$(grep -o 'seconds=[0-9.]*' "$work/s" | cut -d= -f2 | minof)
+    smed=$(grep -o 'seconds=[0-9.]*' "$work/s" | cut -d= -f2 | medof)
     si=$(grep -o 'infer_s=[0-9.]*' "$work/s" | cut -d= -f2 | minof)
     sm=$(grep -o 'peak_rss_mb=[0-9.]*' "$work/s" | cut -d= -f2 | maxof)
-    ts=- ti=- tm=- agree=-
+    ts=- ti=- tm=- agree=- tmed=-
     if [ "$have_torch" = 1 ]; then
         ts=$(grep -o 'seconds=[0-9.]*' "$work/t" | cut -d= -f2 | minof)
+        tmed=$(grep -o 'seconds=[0-9.]*' "$work/t" | cut -d= -f2 | medof)
         ti=$(grep -o 'infer_s=[0-9.]*' "$work/t" | cut -d= -f2 | minof)
         tm=$(grep -o 'peak_mem_bytes=[0-9]*' "$work/t" | cut -d= -f2 | maxof)
         tm=$(echo "$tm / 1048576" | bc -l)
         agree=$(field agreement <"$work/t")
     fi
-    rows+=("$roi $ss $si $sm $ts $ti $tm $agree")
+    rows+=("$roi $ss $si $sm $ts $ti $tm $agree $smed $tmed")
 done
 
-printf '\n%-5s %10s %10s %10s %10s %8s %9s %9s %7s %10s\n' roi shard_s shard_inf torch_s torch_inf \
-    speedup shard_MiB torch_MiB mem_x agreement
+printf '\n%-5s %10s %10s %10s %10s %8s %8s %9s %9s %7s %10s\n' roi shard_s shard_inf torch_s \
+    torch_inf speedup at_med shard_MiB torch_MiB mem_x agreement
 for r in "${rows[@]}"; do
-    read -r roi ss si sm ts ti tm agree <<<"$r"
+    read -r roi ss si sm ts ti tm agree smed tmed <<<"$r"
     if [ "$ts" = - ]; then
-        printf '%-5s %10.2f %10.2f %10s %10s %8s %9.0f %9s %7s %10s\n' "$roi" "$ss" "$si" - - - "$sm" - - -
+        printf '%-5s %10.2f %10.2f %10s %10s %8s %8s %9.0f %9s %7s %10s\n' "$roi" "$ss" "$si" - - - - \
+            "$sm" - - -
     else
-        printf '%-5s %10.2f %10.2f %10.2f %10.2f %7.2fx %9.0f %9.0f %6.2fx %10s\n' "$roi" "$ss" \
-            "$si" "$ts" "$ti" "$(echo "$ts / $ss" | bc -l)" "$sm" "$tm" \
-            "$(echo "$tm / $sm" | bc -l)" "$agree"
+        printf '%-5s %10.2f %10.2f %10.2f %10.2f %7.2fx %7.2fx %9.0f %9.0f %6.2fx %10s\n' "$roi" \
+            "$ss" "$si" "$ts" "$ti" "$(echo "$ts / $ss" | bc -l)" "$(echo "$tmed / $smed" | bc -l)" \
+            "$sm" "$tm" "$(echo "$tm / $sm" | bc -l)" "$agree"
     fi
 done
-echo "(seconds: whole case incl. NIfTI read/preprocess/write, min of $runs runs; *_inf: the" \
-    "sliding-window part; speedup = torch / shardseg seconds; peak RSS of the process;" \
+echo "(seconds: whole case incl. NIfTI read/preprocess/write, min of $runs alternating runs; *_inf:" \
+    "the sliding-window part; speedup = torch / shardseg seconds, at_med = the same for the" \
+    "median runs; peak RSS of the process;" \
     "$threads threads each)"
