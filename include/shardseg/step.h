@@ -63,6 +63,9 @@ void ss_stepper_destroy(ss_stepper_t **s);
 // One step on x (the model's input slab) against target (sigmoid: [N][out][slab][J][K] of 0/1;
 // softmax: class map [N][slab][J][K]). st->step is the optimizer step index t (0-based): the
 // learning rate is the schedule's value at t and AdamW's bias correction uses t + 1.
+// SS_ENUMERIC when the loss or the gradient norm is not finite: with clipping (or SGD) before
+// any update; Adam / AdamW without clipping sum the norm in the update's own pass, so they have
+// applied that update (as torch.optim would), and the model should be reloaded.
 ss_status_t ss_stepper_run(ss_stepper_t *s,
                            ss_step_result_t *res,
                            const ss_tensor_t *x,

@@ -24,7 +24,6 @@
 #define SUMSQ_MIN_BLOCK  4096
 #define ADAM_BLOCK       512
 
-
 // Range [lo, hi) of thread t out of nt over n elements, cut at LINE_ELEMS multiples. Any cut
 // gives the same result: every element is updated independently.
 static void thread_range(int64_t n, int nt, int t, int64_t *lo, int64_t *hi)
@@ -257,18 +256,38 @@ static ss_status_t adam_check(const float *p,
     return SS_OK;
 }
 
-static ss_status_t adam_step(float *p,
-                             float *m,
-                             float *v,
-                             const float *g,
-                             int64_t n,
-                             const ss_optim_adam_params_t *hp,
-                             const ss_optim_state_t *st,
-                             int decoupled,
-                             const ss_exec_t *ex,
-                             ss_error_t *err)
+static double sumsq_block(const float *restrict g, int64_t n)
 {
-    SS_TRY(adam_check(p, m, v, g, n, hp, st, ex, err));
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; i++) {
+        s += (double)g[i] * (double)g[i];
+    }
+    return s;
+}
+
+// The blocks of a sum of squares over n elements: they depend on n only, so that the fold has
+// one order for every thread count. Returns their number, *bs their size.
+static int64_t sumsq_blocks(int64_t n, int64_t *bs)
+{
+    int64_t b = (n + SUMSQ_MAX_BLOCKS - 1) / SUMSQ_MAX_BLOCKS;
+    b = b < SUMSQ_MIN_BLOCK ? SUMSQ_MIN_BLOCK : (b + LINE_ELEMS - 1) / LINE_ELEMS * LINE_ELEMS;
+    *bs = b;
+    return (n + b - 1) / b;
+}
+
+static double fold(const double *part, int64_t nb)
+{
+    double s = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        s += part[b];
+    }
+    return s;
+}
+
+static adam_k_t
+adam_coefs(const ss_optim_adam_params_t *hp, const ss_optim_state_t *st, int decoupled)
+{
     double t = (double)(st->step + 1);
     double bc1 = 1 - pow(hp->beta1, t), bc2 = 1 - pow(hp->beta2, t);
     adam_k_t k = {.b1 = (float)hp->beta1,
@@ -282,6 +301,22 @@ static ss_status_t adam_step(float *p,
                   .decay = decoupled ? (float)(1 - hp->lr * hp->weight_decay) : 1.0f,
                   .has_l2 = !decoupled && hp->weight_decay != 0,
                   .decoupled = decoupled};
+    return k;
+}
+
+static ss_status_t adam_step(float *p,
+                             float *m,
+                             float *v,
+                             const float *g,
+                             int64_t n,
+                             const ss_optim_adam_params_t *hp,
+                             const ss_optim_state_t *st,
+                             int decoupled,
+                             const ss_exec_t *ex,
+                             ss_error_t *err)
+{
+    SS_TRY(adam_check(p, m, v, g, n, hp, st, ex, err));
+    adam_k_t k = adam_coefs(hp, st, decoupled);
     int nt = ex->nthreads;
 #pragma omp parallel num_threads(nt) default(none) shared(p, m, v, g, n, k, nt)
     {
@@ -289,6 +324,39 @@ static ss_status_t adam_step(float *p,
         thread_range(n, nt, omp_get_thread_num(), &lo, &hi);
         adam_kernel(p + lo, m + lo, v + lo, g + lo, hi - lo, &k);
     }
+    return SS_OK;
+}
+
+// adam_step over the sum-of-squares blocks: each block's g is summed, then updated while it is
+// still in cache (a block is at most n / 1024 elements: 400 KB for 100M parameters).
+static ss_status_t adam_step_sumsq(float *p,
+                                   float *m,
+                                   float *v,
+                                   const float *g,
+                                   int64_t n,
+                                   const ss_optim_adam_params_t *hp,
+                                   const ss_optim_state_t *st,
+                                   int decoupled,
+                                   double *sumsq,
+                                   const ss_exec_t *ex,
+                                   ss_error_t *err)
+{
+    SS_TRY(adam_check(p, m, v, g, n, hp, st, ex, err));
+    if (!sumsq) {
+        SS_FAIL(err, SS_EINVAL, "adam: sumsq output is NULL");
+    }
+    adam_k_t k = adam_coefs(hp, st, decoupled);
+    int64_t bs, nb = sumsq_blocks(n, &bs);
+    double part[SUMSQ_MAX_BLOCKS];
+    int nt = ex->nthreads;
+#pragma omp parallel for num_threads(nt) schedule(static) default(none)                            \
+    shared(p, m, v, g, n, k, bs, nb, part)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t lo = b * bs, len = n - lo < bs ? n - lo : bs;
+        part[b] = sumsq_block(g + lo, len);
+        adam_kernel(p + lo, m + lo, v + lo, g + lo, len, &k);
+    }
+    *sumsq = fold(part, nb);
     return SS_OK;
 }
 
@@ -318,18 +386,36 @@ ss_status_t ss_optim_adamw_step(float *p,
     return adam_step(p, m, v, g, n, hp, st, 1, ex, err);
 }
 
+ss_status_t ss_optim_adam_step_sumsq(float *p,
+                                     float *m,
+                                     float *v,
+                                     const float *g,
+                                     int64_t n,
+                                     const ss_optim_adam_params_t *hp,
+                                     const ss_optim_state_t *st,
+                                     double *sumsq,
+                                     const ss_exec_t *ex,
+                                     ss_error_t *err)
+{
+    return adam_step_sumsq(p, m, v, g, n, hp, st, 0, sumsq, ex, err);
+}
+
+ss_status_t ss_optim_adamw_step_sumsq(float *p,
+                                      float *m,
+                                      float *v,
+                                      const float *g,
+                                      int64_t n,
+                                      const ss_optim_adam_params_t *hp,
+                                      const ss_optim_state_t *st,
+                                      double *sumsq,
+                                      const ss_exec_t *ex,
+                                      ss_error_t *err)
+{
+    return adam_step_sumsq(p, m, v, g, n, hp, st, 1, sumsq, ex, err);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Gradient clipping
-
-static double sumsq_block(const float *restrict g, int64_t n)
-{
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < n; i++) {
-        s += (double)g[i] * (double)g[i];
-    }
-    return s;
-}
 
 ss_status_t ss_optim_sumsq_partial(
     double *sumsq, const float *g, int64_t n, const ss_exec_t *ex, ss_error_t *err)
@@ -338,10 +424,7 @@ ss_status_t ss_optim_sumsq_partial(
     if (!sumsq) {
         SS_FAIL(err, SS_EINVAL, "sumsq: output is NULL");
     }
-    // Blocks depend on n only, so the fold below has one order for every thread count.
-    int64_t bs = (n + SUMSQ_MAX_BLOCKS - 1) / SUMSQ_MAX_BLOCKS;
-    bs = bs < SUMSQ_MIN_BLOCK ? SUMSQ_MIN_BLOCK : (bs + LINE_ELEMS - 1) / LINE_ELEMS * LINE_ELEMS;
-    int64_t nb = (n + bs - 1) / bs;
+    int64_t bs, nb = sumsq_blocks(n, &bs);
     double part[SUMSQ_MAX_BLOCKS];
     int nt = ex->nthreads;
 #pragma omp parallel for num_threads(nt) schedule(static) default(none) shared(g, n, bs, nb, part)
@@ -349,11 +432,7 @@ ss_status_t ss_optim_sumsq_partial(
         int64_t lo = b * bs, len = n - lo < bs ? n - lo : bs;
         part[b] = sumsq_block(g + lo, len);
     }
-    double s = 0;
-    for (int64_t b = 0; b < nb; b++) {
-        s += part[b];
-    }
-    *sumsq = s;
+    *sumsq = fold(part, nb);
     return SS_OK;
 }
 

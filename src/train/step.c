@@ -181,6 +181,16 @@ static ss_status_t forward_loss(ss_stepper_t *s,
     return SS_OK;
 }
 
+static ss_status_t norm_check(double grad_norm, ss_error_t *err)
+{
+    if (!(grad_norm == grad_norm) || grad_norm > 1e300) {
+        SS_FAIL(err, SS_ENUMERIC,
+                "training diverged: the gradient norm is not finite; lower "
+                "optim.lr or set optim.clip_norm");
+    }
+    return SS_OK;
+}
+
 static ss_status_t
 clip(ss_stepper_t *s, ss_step_result_t *res, const ss_exec_t *ex, ss_error_t *err)
 {
@@ -193,11 +203,7 @@ clip(ss_stepper_t *s, ss_step_result_t *res, const ss_exec_t *ex, ss_error_t *er
         sumsq += part;
     }
     res->grad_norm = sqrt(sumsq);
-    if (!(res->grad_norm == res->grad_norm) || res->grad_norm > 1e300) {
-        SS_FAIL(err, SS_ENUMERIC,
-                "training diverged: the gradient norm is not finite; lower "
-                "optim.lr or set optim.clip_norm");
-    }
+    SS_TRY(norm_check(res->grad_norm, err));
     if (s->cfg.clip_norm > 0) {
         float scale = (float)ss_optim_clip_scale(sumsq, s->cfg.clip_norm);
         for (int i = 0; scale < 1.0f && i < s->nruns; i++) {
@@ -208,22 +214,36 @@ clip(ss_stepper_t *s, ss_step_result_t *res, const ss_exec_t *ex, ss_error_t *er
     return SS_OK;
 }
 
-static ss_status_t update(ss_stepper_t *s, double lr, const ss_exec_t *ex, ss_error_t *err)
+// The optimizer step. With sumsq (Adam / AdamW without clipping) the gradients' sum of squares
+// is taken in the same pass, equal to clip()'s.
+static ss_status_t
+update(ss_stepper_t *s, double lr, double *sumsq, const ss_exec_t *ex, ss_error_t *err)
 {
     float *w = ss_model_weights(s->m), *g = ss_model_grads(s->m);
     ss_optim_adam_params_t a = s->cfg.adam;
     ss_optim_sgd_params_t sg = s->cfg.sgd;
     a.lr = sg.lr = lr;
+    if (sumsq != NULL) {
+        *sumsq = 0;
+    }
     for (int i = 0; i < s->nruns; i++) {
         int64_t b = s->runs[i].begin, n = s->runs[i].end - b;
         float *m0 = s->nstate > 0 ? s->state[0] + b : NULL,
               *v0 = s->nstate > 1 ? s->state[1] + b : NULL;
+        double part = 0;
         if (s->cfg.optim == SS_OPTIM_ADAMW) {
-            SS_TRY(ss_optim_adamw_step(w + b, m0, v0, g + b, n, &a, &s->ost, ex, err));
+            SS_TRY(sumsq ? ss_optim_adamw_step_sumsq(w + b, m0, v0, g + b, n, &a, &s->ost, &part,
+                                                     ex, err)
+                         : ss_optim_adamw_step(w + b, m0, v0, g + b, n, &a, &s->ost, ex, err));
         } else if (s->cfg.optim == SS_OPTIM_ADAM) {
-            SS_TRY(ss_optim_adam_step(w + b, m0, v0, g + b, n, &a, &s->ost, ex, err));
+            SS_TRY(sumsq ? ss_optim_adam_step_sumsq(w + b, m0, v0, g + b, n, &a, &s->ost, &part, ex,
+                                                    err)
+                         : ss_optim_adam_step(w + b, m0, v0, g + b, n, &a, &s->ost, ex, err));
         } else {
             SS_TRY(ss_optim_sgd_step(w + b, m0, g + b, n, &sg, &s->ost, ex, err));
+        }
+        if (sumsq != NULL) {
+            *sumsq += part;
         }
     }
     ss_optim_state_advance(&s->ost);
@@ -250,9 +270,16 @@ ss_status_t ss_stepper_run(ss_stepper_t *s,
     SS_TRY(ss_model_backward(s->m, &s->dlogits, err));
     SS_TRY(ss_seq_allreduce_grads(p->seq, ss_model_grads(s->m), ss_model_numel(s->m), err));
     ex.work = NULL, ex.work_bytes = 0;
-    SS_TRY(clip(s, res, &ex, err));
     res->lr = ss_optim_lr(&s->cfg.lr, s->ost.step);
-    return update(s, res->lr, &ex, err);
+    if (s->cfg.clip_norm == 0 && s->cfg.optim != SS_OPTIM_SGD) {
+        // Nothing waits for the norm: it is summed in the update's pass over the gradients.
+        double sumsq;
+        SS_TRY(update(s, res->lr, &sumsq, &ex, err));
+        res->grad_norm = sqrt(sumsq);
+        return norm_check(res->grad_norm, err);
+    }
+    SS_TRY(clip(s, res, &ex, err));
+    return update(s, res->lr, NULL, &ex, err);
 }
 
 ss_status_t ss_stepper_eval(ss_stepper_t *s,
