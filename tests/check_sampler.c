@@ -189,6 +189,55 @@ END_TEST
 
 enum { RI = 12, RN = 11, RV = RI * RN * RN };
 
+// Cases cached in memory give the very patches that HDF5 reads give (flips, intensity changes,
+// quarter turns, padding, an i-slab), and read nothing more from the file; a cache too small
+// for the cases leaves the sampler reading HDF5.
+START_TEST(test_cache_matches_hdf5)
+{
+    ss_h5data_t *d = NULL;
+    ck_assert_int_eq(ss_h5data_open(g_path, &d, NULL), SS_OK);
+    const size_t limits[3] = {0, (size_t)1 << 30, 1000};
+    for (int slab = 0; slab <= 1; slab++) {
+        ss_sampler_t *s[3];
+        for (int v = 0; v < 3; v++) {
+            ss_sampler_config_t c;
+            ss_sampler_config_init(&c);
+            c.patch[0] = RI, c.patch[1] = RN, c.patch[2] = RN;
+            c.slab_i0 = slab ? 5 : 0, c.slab_len = slab ? 7 : 0;
+            c.scale = c.shift = 0.2f;
+            c.prefetch = 0, c.fg_fraction = 0.5, c.seed = 13, c.rot90 = 1;
+            c.cache_bytes = limits[v];
+            ss_error_t err;
+            ck_assert_msg(ss_sampler_create(d, &c, &s[v], &err) == SS_OK, "%s", err.msg);
+        }
+        uint64_t read0 = ss_sampler_bytes_read(s[1]);
+        static float a[NC * RV], b[NC * RV];
+        static uint8_t la[NR * RV], lb[NR * RV];
+        for (uint64_t k = 0; k < 24; k++) {
+            for (int v = 1; v < 3; v++) {
+                memset(b, 0xff, sizeof(b));
+                memset(lb, 0xff, sizeof(lb));
+                ck_assert_int_eq(ss_sampler_fill(s[0], k, a, la, NULL), SS_OK);
+                ck_assert_int_eq(ss_sampler_fill(s[v], k, b, lb, NULL), SS_OK);
+                size_t rows = slab ? 7 : RI; // only the slab's rows are written
+                ck_assert_msg(memcmp(a, b, NC * rows * RN * RN * sizeof(float)) == 0,
+                              "slab %d limit %zu patch %llu: image", slab, limits[v],
+                              (unsigned long long)k);
+                ck_assert_msg(memcmp(la, lb, NR * rows * RN * RN) == 0,
+                              "slab %d limit %zu patch %llu: label", slab, limits[v],
+                              (unsigned long long)k);
+            }
+        }
+        ck_assert_uint_eq(ss_sampler_bytes_read(s[1]), read0);
+        ck_assert_uint_gt(ss_sampler_bytes_read(s[2]), 0);
+        for (int v = 0; v < 3; v++) {
+            ss_sampler_destroy(&s[v]);
+        }
+    }
+    ss_h5data_close(&d);
+}
+END_TEST
+
 static ss_sampler_t *make_turning(ss_h5data_t *d, int rot90, int64_t pj, int64_t i0, int64_t len)
 {
     ss_sampler_config_t c;
@@ -371,6 +420,7 @@ int main(void)
     tcase_add_test(tc, test_patch_content);
     tcase_add_test(tc, test_flips_and_slabs);
     tcase_add_test(tc, test_rotations);
+    tcase_add_test(tc, test_cache_matches_hdf5);
     tcase_add_test(tc, test_foreground_oversampling);
     suite_add_tcase(su, tc);
     tc = tcase_create("tc_ss_sampler_next");

@@ -6,7 +6,7 @@
 //            hidden_size, mlp_dim, num_heads, num_layers, qkv_bias, res_block, conv_block,
 //            dropout_rate, proj_type, norm_name, depth, base_filters, convs_per_level
 //   [data]   file, patch, fold, samples_per_case, fg_fraction, fg_samples, flip,
-//            intensity_scale, intensity_shift, prefetch, rot90
+//            intensity_scale, intensity_shift, prefetch, rot90, cache_mb
 //   [train]  steps, epochs, batch, seed, threads, val_interval, val_metric, val_cases,
 //            val_overlap, checkpoint_interval, keep_checkpoints, time_limit
 //   [optim]  name, lr, weight_decay, betas, eps, momentum, dampening, nesterov, clip_norm,
@@ -57,7 +57,8 @@ typedef struct {
     int flip_axes;                 // sampler flip_axes bitmask (1 = i, 2 = j, 4 = k)
     double intensity_scale, intensity_shift;
     int prefetch;
-    int rot90; // sampler quarter turns in the J-K plane
+    int rot90;        // sampler quarter turns in the J-K plane
+    int64_t cache_mb; // training cases kept decompressed in memory up to this size (0: off)
     // [train]
     int64_t steps;  // optimizer steps (0: from epochs)
     int64_t epochs; // epochs of samples_per_case patches per training case (0: from steps)

@@ -203,6 +203,7 @@ opts_from_config(const ss_train_config_t *c, ss_train_opts_t *o, int nthreads, s
     o->sampler.shift = (float)c->intensity_shift;
     o->sampler.prefetch = c->prefetch;
     o->sampler.rot90 = c->rot90;
+    o->sampler.cache_bytes = (size_t)c->cache_mb << 20;
     o->sampler.val_fold = c->fold;
     o->steps = c->steps;
     o->epochs = c->epochs;

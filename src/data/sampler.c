@@ -12,7 +12,9 @@ typedef struct {
     int index; // case index in the file
     int64_t dim[3];
     int64_t nfg;
-    int64_t *fg; // up to cfg.fg_samples foreground positions
+    int64_t *fg;  // up to cfg.fg_samples foreground positions
+    float *img;   // the whole image [C][I][J][K] when cached, else NULL
+    uint8_t *lab; // the whole label [R][I][J][K] when cached
 } train_case_t;
 
 typedef struct {
@@ -209,7 +211,8 @@ static int64_t slab_len(const ss_sampler_t *s)
     return s->cfg.slab_len ? s->cfg.slab_len : s->cfg.patch[0];
 }
 
-// Copies one patch row (j, k window with flips) of every channel from the rows read from HDF5.
+// Copies one patch row (j, k window with flips) of every channel from source rows whose channels
+// lie nrows rows apart (the rows read from HDF5, or the cached case).
 static void copy_row(const ss_sampler_t *s,
                      const ss_sampler_draw_t *dr,
                      const train_case_t *tc,
@@ -271,7 +274,15 @@ static ss_status_t fill_into(ss_sampler_t *s,
     int64_t first = dr.origin[0] + (dr.flip[0] ? P - s0 - L : s0);
     int64_t a = first < 0 ? 0 : first, b = first + L > tc->dim[0] ? tc->dim[0] : first + L;
     int64_t nrows = b > a ? b - a : 0;
-    if (nrows > 0) {
+    // Source rows [a, b): a channel of the cached case holds all I rows, the scratch nrows.
+    const float *img = scr_img;
+    const uint8_t *lab = scr_lab;
+    int64_t stride_rows = nrows;
+    if (tc->img != NULL) {
+        img = tc->img + a * tc->dim[1] * tc->dim[2];
+        lab = tc->lab + a * tc->dim[1] * tc->dim[2];
+        stride_rows = tc->dim[0];
+    } else if (nrows > 0) {
         SS_TRY(ss_h5data_read_image(s->d, dr.case_index, a, b, scr_img, err));
         SS_TRY(ss_h5data_read_label(s->d, dr.case_index, a, b, scr_lab, err));
         uint64_t plane = (uint64_t)(tc->dim[1] * tc->dim[2] * nrows);
@@ -280,7 +291,7 @@ static ss_status_t fill_into(ss_sampler_t *s,
     for (int64_t r = 0; r < L; r++) {
         int64_t vol_row = dr.origin[0] + (dr.flip[0] ? P - 1 - (s0 + r) : s0 + r);
         int64_t src_row = vol_row >= a && vol_row < b ? vol_row - a : -1;
-        copy_row(s, &dr, tc, src_row, nrows, r, scr_img, scr_lab, image, label);
+        copy_row(s, &dr, tc, src_row, stride_rows, r, img, lab, image, label);
     }
     return SS_OK;
 }
@@ -344,6 +355,35 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+// Reads every training case whole when they all fit in cfg.cache_bytes (sampler.h).
+static ss_status_t load_cache(ss_sampler_t *s, ss_error_t *err)
+{
+    size_t need = 0;
+    for (int t = 0; t < s->ntrain; t++) {
+        const train_case_t *tc = &s->cases[t];
+        need += (size_t)(tc->dim[0] * tc->dim[1] * tc->dim[2]) *
+                ((size_t)s->nchan * sizeof(float) + (size_t)s->nlabel);
+    }
+    if (s->cfg.cache_bytes == 0 || need > s->cfg.cache_bytes) {
+        return SS_OK;
+    }
+    for (int t = 0; t < s->ntrain; t++) {
+        train_case_t *tc = &s->cases[t];
+        size_t vox = (size_t)(tc->dim[0] * tc->dim[1] * tc->dim[2]);
+        tc->img = malloc(vox * (size_t)s->nchan * sizeof(float));
+        tc->lab = malloc(vox * (size_t)s->nlabel);
+        if (tc->img == NULL || tc->lab == NULL) {
+            SS_FAIL(err, SS_ENOMEM,
+                    "sampler: out of memory caching the training cases (%zu MB); lower "
+                    "data.cache_mb",
+                    need >> 20);
+        }
+        SS_TRY(ss_h5data_read_image(s->d, tc->index, 0, tc->dim[0], tc->img, err));
+        SS_TRY(ss_h5data_read_label(s->d, tc->index, 0, tc->dim[0], tc->lab, err));
+    }
+    return SS_OK;
+}
+
 static ss_status_t alloc_buffers(ss_sampler_t *s, ss_error_t *err)
 {
     const int64_t L = slab_len(s), pj = s->cfg.patch[1], pk = s->cfg.patch[2];
@@ -388,6 +428,9 @@ ss_sampler_create(ss_h5data_t *d, const ss_sampler_config_t *c, ss_sampler_t **o
     pthread_cond_init(&s->cv, NULL);
     ss_status_t st = collect_cases(s, err);
     if (st == SS_OK) {
+        st = load_cache(s, err);
+    }
+    if (st == SS_OK) {
         st = alloc_buffers(s, err);
     }
     if (st == SS_OK && s->cfg.prefetch > 0) {
@@ -430,6 +473,8 @@ void ss_sampler_destroy(ss_sampler_t **ps)
     }
     for (int t = 0; s->cases != NULL && t < s->ntrain; t++) {
         free(s->cases[t].fg);
+        free(s->cases[t].img);
+        free(s->cases[t].lab);
     }
     free(s->cases);
     pthread_mutex_destroy(&s->mu);

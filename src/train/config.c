@@ -83,6 +83,7 @@ static const key_def_t g_keys[] = {
     {"data", "intensity_shift", T_DBL, O(intensity_shift), NULL, 0, 0},
     {"data", "prefetch", T_INT, O(prefetch), NULL, 0, 0},
     {"data", "rot90", T_BOOL, O(rot90), NULL, 0, 0},
+    {"data", "cache_mb", T_I64, O(cache_mb), NULL, 0, 0},
     {"train", "steps", T_I64, O(steps), NULL, 0, 0},
     {"train", "epochs", T_I64, O(epochs), NULL, 0, 0},
     {"train", "batch", T_I64, O(batch), NULL, 0, 0},
@@ -141,6 +142,7 @@ void ss_train_config_default(ss_train_config_t *c)
     c->intensity_scale = 0.1;
     c->intensity_shift = 0.1;
     c->prefetch = 2;
+    c->cache_mb = 2048;
     c->steps = 1000;
     c->batch = 1;
     c->val_interval = 100;
@@ -669,6 +671,10 @@ static ss_status_t check_data(const ss_train_config_t *c, int *key, ss_error_t *
     }
     if (c->fg_samples < 0 || c->prefetch < 0) {
         return bad(key, "data", c->prefetch < 0 ? "prefetch" : "fg_samples", err, "must be >= 0");
+    }
+    if (c->cache_mb < 0 || c->cache_mb > ((int64_t)1 << 40)) {
+        return bad(key, "data", "cache_mb", err, "%lld; use 0 (off) or a size in MB",
+                   (long long)c->cache_mb);
     }
     if (c->intensity_scale < 0 || c->intensity_shift < 0) {
         return bad(key, "data", c->intensity_scale < 0 ? "intensity_scale" : "intensity_shift", err,
