@@ -207,6 +207,45 @@ START_TEST(tc_repeatable_unet)
 }
 END_TEST
 
+// Inference places each block's output before its temporaries and normalises in place; its
+// logits are the training forward's bit for bit (instance norm), twice in a row (arena reuse).
+static float *logits_of(const ss_model_config_t *c, int training, int64_t *len)
+{
+    ss_model_plan_t p = {2, 0, c->img_size[0], training, 2, NULL};
+    ss_model_t *m = NULL;
+    ss_error_t err;
+    ck_assert_int_eq(ss_model_create(&m, c, &p, NULL, &err), SS_OK);
+    ck_assert_int_eq(ss_model_init_weights(m, 7, &err), SS_OK);
+    ss_tensor_t x, y;
+    int64_t xs[5] = {2, c->in_channels, c->img_size[0], c->img_size[1], c->img_size[2]};
+    ss_test_tensor(&x, 5, xs, 11, -1.0f, 1.0f);
+    ck_assert_int_eq(ss_model_forward(m, &y, &x, NULL, &err), SS_OK);
+    *len = ss_tensor_numel(&y);
+    float *out = malloc((size_t)*len * sizeof(float));
+    memcpy(out, y.data, (size_t)*len * sizeof(float));
+    ck_assert_int_eq(ss_model_forward(m, &y, &x, NULL, &err), SS_OK);
+    ck_assert_msg(memcmp(out, y.data, (size_t)*len * sizeof(float)) == 0,
+                  "a second forward differs");
+    free(x.data);
+    ss_model_destroy(&m);
+    return out;
+}
+
+START_TEST(tc_inference_matches_training)
+{
+    ss_model_config_t cs[3] = {tiny_unetr(4), tiny_unetr(8), tiny_unet(SS_MODEL_NORM_INSTANCE)};
+    for (int i = 0; i < 3; i++) {
+        int64_t na, nb;
+        float *a = logits_of(&cs[i], 1, &na), *b = logits_of(&cs[i], 0, &nb);
+        ck_assert_int_eq(na, nb);
+        ck_assert_msg(memcmp(a, b, (size_t)na * sizeof(float)) == 0,
+                      "model %d: inference logits differ from training's", i);
+        free(a);
+        free(b);
+    }
+}
+END_TEST
+
 // BatchNorm: training updates the running statistics as PyTorch does (momentum 0.1, unbiased
 // variance) and eval mode normalises with them.
 START_TEST(tc_batchnorm_running)
@@ -286,6 +325,7 @@ static Suite *model_suite(void)
     tcase_add_test(tc, tc_names_patch8);
     tcase_add_test(tc, tc_repeatable_unetr);
     tcase_add_test(tc, tc_repeatable_unet);
+    tcase_add_test(tc, tc_inference_matches_training);
     tcase_add_test(tc, tc_batchnorm_running);
     tcase_add_test(tc, tc_backward_needs_forward);
     suite_add_tcase(s, tc);

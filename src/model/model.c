@@ -246,20 +246,6 @@ ss_status_t model_tmp_like(ss_model_t *m, ss_tensor_t *t, const ss_tensor_t *lik
     return ss_tensor_alloc(t, SS_F32, like->ndim, like->shape, m->tmp, err);
 }
 
-ss_status_t model_keep_only(ss_model_t *m, ss_arena_mark_t mark, ss_tensor_t *t, ss_error_t *err)
-{
-    if (m->plan.training) {
-        return SS_OK;
-    }
-    const void *old = t->data;
-    ss_arena_rewind(m->act, mark);
-    ss_tensor_t moved;
-    SS_TRY(ss_tensor_alloc(&moved, t->dtype, t->ndim, t->shape, m->act, err));
-    memmove(moved.data, old, ss_tensor_nbytes(t));
-    *t = moved;
-    return SS_OK;
-}
-
 void model_add(ss_tensor_t *y, const ss_tensor_t *x, int nthreads)
 {
     float *restrict yd = ss_tensor_f32(y);

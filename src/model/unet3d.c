@@ -59,19 +59,50 @@ static ss_status_t cblock_init(ss_model_t *m,
     return SS_OK;
 }
 
-static ss_status_t
-cblock_fwd(ss_model_t *m, cblock_t *c, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
+// conv -> norm -> ReLU, nb times. out: NULL, or (inference) the caller's tensor for the last
+// conv's output, where the block's result then is; the other temporaries die on return.
+static ss_status_t cblock_run(ss_model_t *m,
+                              cblock_t *c,
+                              ss_tensor_t *y,
+                              const ss_tensor_t *x,
+                              ss_tensor_t *out,
+                              ss_error_t *err)
 {
     ss_tensor_t h = *x, t;
     ss_arena_mark_t mark = ss_arena_mark(m->act);
     for (int b = 0; b < c->nb; b++) {
-        SS_TRY(conv_fwd(m, &c->conv[b], &t, &h, err));
+        if (out != NULL && b == c->nb - 1) {
+            t = *out;
+            SS_TRY(conv_fwd_into(m, &c->conv[b], &t, &h, err));
+        } else {
+            SS_TRY(conv_fwd(m, &c->conv[b], &t, &h, err));
+        }
         SS_TRY(norm_act_fwd(m, &c->norm[b], &h, &t, NULL, SS_NORM_ACT_RELU, 0.0f, err));
         c->out[b] = h;
     }
-    SS_TRY(model_keep_only(m, mark, &h, err));
+    if (out != NULL) {
+        ss_arena_rewind(m->act, mark);
+    }
     *y = h;
     return SS_OK;
+}
+
+// In inference the output is allocated first and the temporaries die after it (no move).
+static ss_status_t
+cblock_fwd_into(ss_model_t *m, cblock_t *c, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
+{
+    ss_tensor_t out = *y;
+    return cblock_run(m, c, y, x, m->plan.training ? NULL : &out, err);
+}
+
+static ss_status_t
+cblock_fwd(ss_model_t *m, cblock_t *c, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
+{
+    if (m->plan.training) {
+        return cblock_run(m, c, y, x, NULL, err);
+    }
+    SS_TRY(model_act5(m, y, x->shape[0], c->conv[c->nb - 1].cout, x->shape + 2, err));
+    return cblock_fwd_into(m, c, y, x, err);
 }
 
 // dx (preallocated, or NULL for the first block) receives the input gradient; dy is scratch.
@@ -163,10 +194,20 @@ unet_fwd(ss_model_t *m, ss_tensor_t *logits, const ss_tensor_t *x, ss_error_t *e
         h = u->skip[l];
     }
     for (int l = u->depth - 2; l >= 0; l--) {
+        ss_tensor_t y;
+        if (!m->plan.training) { // the output first: the concatenation dies after it, unmoved
+            const ss_tensor_t *sk = &u->skip[l];
+            SS_TRY(model_act5(m, &y, sk->shape[0], u->upb[l].conv[u->upb[l].nb - 1].cout,
+                              sk->shape + 2, err));
+        }
         ss_arena_mark_t mark = ss_arena_mark(m->act);
         SS_TRY(upsample_concat(m, &u->up[l], &u->cat[l], &h, &u->skip[l], err));
-        SS_TRY(cblock_fwd(m, &u->upb[l], &h, &u->cat[l], err));
-        SS_TRY(model_keep_only(m, mark, &h, err));
+        SS_TRY(m->plan.training ? cblock_fwd(m, &u->upb[l], &h, &u->cat[l], err)
+                                : cblock_fwd_into(m, &u->upb[l], &y, &u->cat[l], err));
+        if (!m->plan.training) {
+            ss_arena_rewind(m->act, mark);
+            h = y;
+        }
     }
     u->last = h;
     return conv_fwd(m, &u->out, logits, &h, err);

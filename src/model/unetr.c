@@ -227,11 +227,20 @@ static ss_status_t
 decoder_fwd(ss_model_t *m, unetr_t *u, int d, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
 {
     upblock_t *b = &u->dec[d];
+    if (m->plan.training) {
+        SS_TRY(upsample_concat(m, &b->up, &b->cat, x, skip_of(u, d), err));
+        b->in = *x;
+        return resblock_fwd(m, &b->res, y, &b->cat, err);
+    }
+    // Inference: the output first, so that the concatenation dies after it without a move.
+    const ss_tensor_t *sk = skip_of(u, d);
+    SS_TRY(model_act5(m, y, x->shape[0], b->res.conv2.cout, sk->shape + 2, err));
     ss_arena_mark_t mark = ss_arena_mark(m->act);
-    SS_TRY(upsample_concat(m, &b->up, &b->cat, x, skip_of(u, d), err));
+    SS_TRY(upsample_concat(m, &b->up, &b->cat, x, sk, err));
     b->in = *x;
-    SS_TRY(resblock_fwd(m, &b->res, y, &b->cat, err));
-    return model_keep_only(m, mark, y, err); // in inference the concatenation dies here
+    SS_TRY(resblock_fwd_into(m, &b->res, y, &b->cat, err));
+    ss_arena_rewind(m->act, mark);
+    return SS_OK;
 }
 
 static ss_status_t
