@@ -5,7 +5,7 @@
 # BraTS 2018 cases of ../shared/data/real (evaluation only), when they are there.
 #
 #   jobs/demo.sh [OUT_DIR]          (default demo-out; SHARDSEG=path/to/shardseg)
-#   DEMO_STEPS=N                    training steps (default 500, ~7 min on 2 cores)
+#   DEMO_STEPS=N                    training steps (default 500, ~6 min on 2 cores)
 set -euo pipefail
 out=${1:-demo-out}
 bin=${SHARDSEG:-./shardseg}
