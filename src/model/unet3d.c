@@ -87,14 +87,15 @@ static ss_status_t cblock_run(ss_model_t *m,
     return SS_OK;
 }
 
-// In inference the output is allocated first and the temporaries die after it (no move).
+// Inference only: into y, allocated by the caller ([n][cout][x's extent]).
 static ss_status_t
 cblock_fwd_into(ss_model_t *m, cblock_t *c, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
 {
     ss_tensor_t out = *y;
-    return cblock_run(m, c, y, x, m->plan.training ? NULL : &out, err);
+    return cblock_run(m, c, y, x, &out, err);
 }
 
+// In inference the output is allocated first and the temporaries die after it (no move).
 static ss_status_t
 cblock_fwd(ss_model_t *m, cblock_t *c, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
 {
@@ -103,6 +104,26 @@ cblock_fwd(ss_model_t *m, cblock_t *c, ss_tensor_t *y, const ss_tensor_t *x, ss_
     }
     SS_TRY(model_act5(m, y, x->shape[0], c->conv[c->nb - 1].cout, x->shape + 2, err));
     return cblock_fwd_into(m, c, y, x, err);
+}
+
+// Up level l: *h (the output of the level below) becomes this level's output. In inference that
+// output is allocated before the concatenation, which then dies without a move.
+static ss_status_t up_fwd(ss_model_t *m, unet_t *u, int l, ss_tensor_t *h, ss_error_t *err)
+{
+    cblock_t *c = &u->upb[l];
+    const ss_tensor_t *sk = &u->skip[l];
+    if (m->plan.training) {
+        SS_TRY(upsample_concat(m, &u->up[l], &u->cat[l], h, sk, err));
+        return cblock_fwd(m, c, h, &u->cat[l], err);
+    }
+    ss_tensor_t y;
+    SS_TRY(model_act5(m, &y, sk->shape[0], c->conv[c->nb - 1].cout, sk->shape + 2, err));
+    ss_arena_mark_t mark = ss_arena_mark(m->act);
+    SS_TRY(upsample_concat(m, &u->up[l], &u->cat[l], h, sk, err));
+    SS_TRY(cblock_fwd_into(m, c, &y, &u->cat[l], err));
+    ss_arena_rewind(m->act, mark);
+    *h = y;
+    return SS_OK;
 }
 
 // dx (preallocated, or NULL for the first block) receives the input gradient; dy is scratch.
@@ -194,20 +215,7 @@ unet_fwd(ss_model_t *m, ss_tensor_t *logits, const ss_tensor_t *x, ss_error_t *e
         h = u->skip[l];
     }
     for (int l = u->depth - 2; l >= 0; l--) {
-        ss_tensor_t y;
-        if (!m->plan.training) { // the output first: the concatenation dies after it, unmoved
-            const ss_tensor_t *sk = &u->skip[l];
-            SS_TRY(model_act5(m, &y, sk->shape[0], u->upb[l].conv[u->upb[l].nb - 1].cout,
-                              sk->shape + 2, err));
-        }
-        ss_arena_mark_t mark = ss_arena_mark(m->act);
-        SS_TRY(upsample_concat(m, &u->up[l], &u->cat[l], &h, &u->skip[l], err));
-        SS_TRY(m->plan.training ? cblock_fwd(m, &u->upb[l], &h, &u->cat[l], err)
-                                : cblock_fwd_into(m, &u->upb[l], &y, &u->cat[l], err));
-        if (!m->plan.training) {
-            ss_arena_rewind(m->act, mark);
-            h = y;
-        }
+        SS_TRY(up_fwd(m, u, l, &h, err));
     }
     u->last = h;
     return conv_fwd(m, &u->out, logits, &h, err);
