@@ -119,24 +119,16 @@ static size_t groups_bytes(const ss__dconv_t *d)
 }
 
 // Slab geometry: about SLAB_FLOATS padded floats per slab, at least one plane.
-static slab_t slab_make_cols(const ss__dconv_t *d, int aligned)
+static slab_t slab_make(const ss__dconv_t *d)
 {
     slab_t sl = {0};
     sl.rows = d->dst[1] + d->k[1] - 1;
     sl.cols = vectors_per_row(d) * LANES + d->k[2] - 1;
-    if (aligned) {
-        sl.cols = (sl.cols + LANES - 1) / LANES * LANES;
-    }
     sl.plane = sl.rows * sl.cols;
     int64_t per_plane = d->cin * sl.plane;
     sl.planes = min64(max64(SLAB_FLOATS / per_plane - (d->k[0] - 1), 1), d->dst[0]);
     sl.chan = (sl.planes + d->k[0] - 1) * sl.plane;
     return sl;
-}
-
-static slab_t slab_make(const ss__dconv_t *d)
-{
-    return slab_make_cols(d, 0);
 }
 
 int ss__dconv_suits(const ss__dconv_t *d, int wgrad)
@@ -159,9 +151,9 @@ int ss__dconv_suits(const ss__dconv_t *d, int wgrad)
 
 size_t ss__dconv_work_bytes(const ss__dconv_t *d)
 {
-    slab_t sl = slab_make(d), al = slab_make_cols(d, 1);
+    slab_t sl = slab_make(d);
     return weights_bytes(d) + groups_bytes(d) +
-           round_line(sizeof(float) * (size_t)(d->cin * max64(sl.chan, al.chan)));
+           round_line(sizeof(float) * (size_t)(d->cin * sl.chan));
 }
 
 // Lanes l < n of a vector.
