@@ -375,26 +375,35 @@ ss_status_t resblock_init(ss_model_t *m,
     return SS_OK;
 }
 
-// The block with conv2's output in h2: allocated here (training), or the caller's output
-// (inference, where norm2 then works in place on it).
+// The block. out: NULL (allocated here), or (inference) the caller's tensor for conv2's output,
+// where norm2 then works in place and the block's result is; the other temporaries die on
+// return.
 static ss_status_t resblock_run(ss_model_t *m,
                                 resblock_t *r,
                                 ss_tensor_t *y,
-                                ss_tensor_t *h2,
                                 const ss_tensor_t *x,
+                                const ss_tensor_t *out,
                                 ss_error_t *err)
 {
-    ss_tensor_t h1, a1, s;
+    ss_tensor_t h1, a1, h2, s;
+    ss_arena_mark_t mark = ss_arena_mark(m->act);
     SS_TRY(conv_fwd(m, &r->conv1, &h1, x, err));
     SS_TRY(norm_act_fwd(m, &r->norm1, &a1, &h1, NULL, SS_NORM_ACT_LEAKY, g_lrelu, err));
-    SS_TRY(h2->data != NULL ? conv_fwd_into(m, &r->conv2, h2, &a1, err)
-                            : conv_fwd(m, &r->conv2, h2, &a1, err));
+    if (out != NULL) {
+        h2 = *out;
+        SS_TRY(conv_fwd_into(m, &r->conv2, &h2, &a1, err));
+    } else {
+        SS_TRY(conv_fwd(m, &r->conv2, &h2, &a1, err));
+    }
     ss_tensor_t res = *x, h3;
     if (r->down) {
         SS_TRY(conv_fwd(m, &r->conv3, &h3, x, err));
         SS_TRY(norm_fwd(m, &r->norm3, &res, &h3, err));
     }
-    SS_TRY(norm_act_fwd(m, &r->norm2, &s, h2, &res, SS_NORM_ACT_LEAKY, g_lrelu, err));
+    SS_TRY(norm_act_fwd(m, &r->norm2, &s, &h2, &res, SS_NORM_ACT_LEAKY, g_lrelu, err));
+    if (out != NULL) {
+        ss_arena_rewind(m->act, mark);
+    }
     r->a1 = a1;
     r->out = s;
     *y = s;
@@ -404,26 +413,18 @@ static ss_status_t resblock_run(ss_model_t *m,
 ss_status_t resblock_fwd_into(
     ss_model_t *m, resblock_t *r, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
 {
-    if (m->plan.training) {
-        return resblock_fwd(m, r, y, x, err);
-    }
-    ss_tensor_t h2 = *y, out;
-    ss_arena_mark_t mark = ss_arena_mark(m->act);
-    SS_TRY(resblock_run(m, r, &out, &h2, x, err));
-    ss_arena_rewind(m->act, mark); // out is h2, that is y: everything after it dies
-    *y = out;
-    return SS_OK;
+    ss_tensor_t out = *y;
+    return resblock_run(m, r, y, x, &out, err);
 }
 
 ss_status_t
 resblock_fwd(ss_model_t *m, resblock_t *r, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err)
 {
-    if (!m->plan.training) {
-        SS_TRY(model_act5(m, y, x->shape[0], r->conv2.cout, x->shape + 2, err));
-        return resblock_fwd_into(m, r, y, x, err);
+    if (m->plan.training) {
+        return resblock_run(m, r, y, x, NULL, err);
     }
-    ss_tensor_t h2 = {0};
-    return resblock_run(m, r, y, &h2, x, err);
+    SS_TRY(model_act5(m, y, x->shape[0], r->conv2.cout, x->shape + 2, err));
+    return resblock_fwd_into(m, r, y, x, err);
 }
 
 // The residual branch's gradient: through conv3/norm3, or the identity. Overwrites dx.

@@ -190,8 +190,8 @@ ss_status_t resblock_init(ss_model_t *m,
 // nothing is moved (a memmove of 56 MB per block at 96^3 before).
 ss_status_t
 resblock_fwd(ss_model_t *m, resblock_t *r, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err);
-// Inference: the same into y, allocated by the caller ([n][cout][x's extent]); the block's
-// temporaries die on return. Training: as resblock_fwd (y is allocated here).
+// Inference only: the same into y, allocated by the caller ([n][cout][x's extent]); the block's
+// temporaries die on return.
 ss_status_t resblock_fwd_into(
     ss_model_t *m, resblock_t *r, ss_tensor_t *y, const ss_tensor_t *x, ss_error_t *err);
 // dx (preallocated, x's shape) or NULL when the input gradient is not needed. dy is used as
