@@ -91,16 +91,19 @@ static ss_status_t config_check(const ss_sampler_config_t *c, ss_error_t *err)
     return SS_OK;
 }
 
-// Keeps up to `keep` foreground positions of one case, at a fixed stride through the volume.
+// Keeps up to `keep` foreground positions of one case, at a fixed stride through the volume,
+// from its cached label or one read of it.
 static ss_status_t index_foreground(ss_sampler_t *s, train_case_t *tc, int keep, ss_error_t *err)
 {
     int64_t vox = tc->dim[0] * tc->dim[1] * tc->dim[2];
-    uint8_t *lab = malloc((size_t)(vox * s->nlabel));
+    uint8_t *own = tc->lab != NULL ? NULL : malloc((size_t)(vox * s->nlabel));
+    const uint8_t *lab = tc->lab != NULL ? tc->lab : own;
     if (lab == NULL) {
         SS_FAIL(err, SS_ENOMEM, "sampler: out of memory reading the labels of case %s",
                 ss_h5data_case_name(s->d, tc->index));
     }
-    ss_status_t st = ss_h5data_read_label(s->d, tc->index, 0, tc->dim[0], lab, err);
+    ss_status_t st =
+        own != NULL ? ss_h5data_read_label(s->d, tc->index, 0, tc->dim[0], own, err) : SS_OK;
     int64_t nfg = 0;
     for (int64_t v = 0; st == SS_OK && v < vox; v++) {
         int any = 0;
@@ -120,7 +123,7 @@ static ss_status_t index_foreground(ss_sampler_t *s, train_case_t *tc, int keep,
             tc->fg[tc->nfg++] = v;
         }
     }
-    free(lab);
+    free(own);
     return st;
 }
 
@@ -159,7 +162,6 @@ static ss_status_t collect_cases(ss_sampler_t *s, ss_error_t *err)
         if (info.dim[1] * info.dim[2] > s->max_plane) {
             s->max_plane = info.dim[1] * info.dim[2];
         }
-        SS_TRY(index_foreground(s, tc, s->cfg.fg_samples, err));
     }
     if (s->ntrain == 0) {
         SS_FAIL(err, SS_EINVAL,
@@ -429,6 +431,9 @@ ss_sampler_create(ss_h5data_t *d, const ss_sampler_config_t *c, ss_sampler_t **o
     ss_status_t st = collect_cases(s, err);
     if (st == SS_OK) {
         st = load_cache(s, err);
+    }
+    for (int t = 0; st == SS_OK && t < s->ntrain; t++) {
+        st = index_foreground(s, &s->cases[t], s->cfg.fg_samples, err);
     }
     if (st == SS_OK) {
         st = alloc_buffers(s, err);
