@@ -566,12 +566,14 @@ static int use_dconv(const geom_t *g, const ss__dconv_t *d, int wgrad)
     return g->unit_stride && ss__dconv_suits(d, wgrad);
 }
 
-// A direct pass needs only its shared block (repacked weights and the plane's vector groups).
+// A direct pass: its shared block (repacked weights, the plane's vector groups, the slab), then
+// per thread the Winograd tiles where that path is taken. Both sizes are whole cache lines, so
+// the kernels find the thread blocks right after ss__dconv_work_bytes.
 static wplan_t plan_dconv(const ss__dconv_t *d)
 {
     wplan_t pl = {0};
-    pl.shared =
-        round_floats((int64_t)((ss__dconv_work_bytes(d) + sizeof(float) - 1) / sizeof(float)));
+    pl.shared = (int64_t)(ss__dconv_work_bytes(d) / sizeof(float));
+    pl.per_thread = (int64_t)(ss__dconv_thread_bytes(d) / sizeof(float));
     return pl;
 }
 

@@ -61,8 +61,12 @@ typedef struct {
 // reach the GEMM paths on an AVX-512 machine).
 int ss__dconv_suits(const ss__dconv_t *d, int wgrad);
 void ss__dconv_enable(int on);
-// Workspace (64-byte aligned) of either call below.
+// 0 turns the Winograd forward / bwd_data off (the direct loops then take every shape), 1 on.
+void ss__dconv_wino_enable(int on);
+// Workspace of either call below (64-byte aligned): ss__dconv_work_bytes shared bytes, then
+// ss__dconv_thread_bytes per thread (both multiples of 64).
 size_t ss__dconv_work_bytes(const ss__dconv_t *d);
+size_t ss__dconv_thread_bytes(const ss__dconv_t *d);
 // dst = the convolution + bias (may be NULL). flip 0: w is (cout, cin, k); flip 1: w is
 // (cin, cout, k) applied with every tap reversed (a convolution's bwd_data from dy).
 void ss__dconv_fwd(const ss__dconv_t *d,
