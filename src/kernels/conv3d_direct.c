@@ -428,13 +428,13 @@ static int64_t wino_mstride(const ss__dconv_t *d)
     return (padded_channels(d) * WN_NV + 1) * LANES;
 }
 
-// V, M and the transform scratch of one thread.
+// V and M of one thread.
 size_t ss__dconv_thread_bytes(const ss__dconv_t *d)
 {
     if (!wino_suits(d)) {
         return 0;
     }
-    return sizeof(float) * (size_t)(WN_POS * (wino_vstride(d) + wino_mstride(d) + LANES));
+    return sizeof(float) * (size_t)(WN_POS * (wino_vstride(d) + wino_mstride(d)));
 }
 
 // Tile vector tv of a tile plane: tile row tv / per_row, 16 tiles from column 32 (tv % per_row).
@@ -515,32 +515,47 @@ static inline __attribute__((always_inline)) DC_TARGET void bt4(__m512 *x0,
     *x0 = a, *x1 = b, *x2 = c, *x3 = e;
 }
 
+// Plane a of B^T along I from the four source planes x (row r, same column): its two terms.
+static inline __attribute__((always_inline)) DC_TARGET __m512 bt_plane(const float *r,
+                                                                       int64_t plane,
+                                                                       const int a)
+{
+    __m512 x1 = _mm512_loadu_ps(r + plane), x2 = _mm512_loadu_ps(r + 2 * plane);
+    switch (a) {
+    case 0:
+        return _mm512_sub_ps(_mm512_loadu_ps(r), x2);
+    case 1:
+        return _mm512_add_ps(x1, x2);
+    case 2:
+        return _mm512_sub_ps(x2, x1);
+    default:
+        return _mm512_sub_ps(x1, _mm512_loadu_ps(r + 3 * plane));
+    }
+}
+
 // Transformed source of tile vector tv (tile plane lt of the slab) for every source channel:
-// V[p][s][v]. Per plane a: B^T along K of each row (even and odd columns split by permutes),
-// then along J; the planes' B^T (along I) goes through tmp.
-static DC_TARGET void wino_input(const ss__dconv_t *d,
-                                 const slab_t *sl,
-                                 const float *pad,
-                                 int64_t lt,
-                                 int64_t tv,
-                                 int v,
-                                 float *V,
-                                 float *tmp)
+// V[p][s][v]. Per position plane a: B^T along I (two source planes per row), along K (even and
+// odd columns split by permutes), then along J, all in registers.
+static DC_TARGET void wino_input(
+    const ss__dconv_t *d, const slab_t *sl, const float *pad, int64_t lt, int64_t tv, int v, float *V)
 {
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     int64_t vpr = tile_vectors_per_row(d), tj = tv / vpr, kv = tv % vpr;
+    int64_t vs = wino_vstride(d), plane = sl->plane;
     for (int64_t s = 0; s < d->cin; s++) {
         const float *base =
             pad + s * sl->chan + 2 * lt * sl->plane + 2 * tj * sl->cols + kv * 2 * LANES;
+        float *vo = V + (s * WN_NV + v) * LANES;
 #    pragma GCC unroll 4
         for (int a = 0; a < 4; a++) {
             __m512 t[4][4];
 #    pragma GCC unroll 4
             for (int b = 0; b < 4; b++) {
-                const float *r = base + a * sl->plane + b * sl->cols;
-                __m512 l0 = _mm512_loadu_ps(r), l1 = _mm512_loadu_ps(r + LANES);
-                __m512 s0 = _mm512_loadu_ps(r + 2), s1 = _mm512_loadu_ps(r + 2 + LANES);
+                const float *r = base + b * sl->cols;
+                // Columns 0..31 and 2..33 of the tile vector's 34.
+                __m512 l0 = bt_plane(r, plane, a), l1 = bt_plane(r + LANES, plane, a);
+                __m512 s0 = bt_plane(r + 2, plane, a), s1 = bt_plane(r + 2 + LANES, plane, a);
                 __m512 e = _mm512_permutex2var_ps(l0, even, l1);
                 __m512 o = _mm512_permutex2var_ps(l0, odd, l1);
                 __m512 e2 = _mm512_permutex2var_ps(s0, even, s1);
@@ -555,22 +570,8 @@ static DC_TARGET void wino_input(const ss__dconv_t *d,
                 bt4(&t[0][c], &t[1][c], &t[2][c], &t[3][c]);
 #    pragma GCC unroll 4
                 for (int b = 0; b < 4; b++) {
-                    _mm512_store_ps(tmp + ((a * 4 + b) * 4 + c) * LANES, t[b][c]);
+                    _mm512_store_ps(vo + ((a * 4 + b) * 4 + c) * vs, t[b][c]);
                 }
-            }
-        }
-#    pragma GCC unroll 16
-        for (int bc = 0; bc < 16; bc++) {
-            __m512 x0 = _mm512_load_ps(tmp + (0 * 16 + bc) * LANES);
-            __m512 x1 = _mm512_load_ps(tmp + (1 * 16 + bc) * LANES);
-            __m512 x2 = _mm512_load_ps(tmp + (2 * 16 + bc) * LANES);
-            __m512 x3 = _mm512_load_ps(tmp + (3 * 16 + bc) * LANES);
-            bt4(&x0, &x1, &x2, &x3);
-            __m512 xs[4] = {x0, x1, x2, x3};
-#    pragma GCC unroll 4
-            for (int a = 0; a < 4; a++) {
-                int64_t p = a * 16 + bc;
-                _mm512_store_ps(V + p * wino_vstride(d) + (s * WN_NV + v) * LANES, xs[a]);
             }
         }
     }
@@ -654,33 +655,49 @@ static DC_TARGET void wino_output(const ss__dconv_t *d,
     const float *m = M + (o * WN_NV + v) * LANES;
     int64_t pst = wino_mstride(d);
     __m512 bv = _mm512_set1_ps(bias);
+    // One pass over M: per plane a of positions, A^T along J and K (16 -> 4 vectors), then
+    // plane a's share of A^T along I into y[ya][yb][yc] (rows (1, 1, 1, 0) and (0, 1, -1, -1)).
+    __m512 y[2][2][2];
+#    pragma GCC unroll 4
+    for (int a = 0; a < 4; a++) {
+        __m512 u[2][4]; // [yb][c] after A^T along J
+#    pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            __m512 x[4];
+#    pragma GCC unroll 4
+            for (int b = 0; b < 4; b++) {
+                x[b] = _mm512_load_ps(m + ((a * 4 + b) * 4 + c) * pst);
+            }
+            at4(x, &u[0][c], &u[1][c]);
+        }
+#    pragma GCC unroll 2
+        for (int yb = 0; yb < 2; yb++) {
+            __m512 z0, z1;
+            at4(u[yb], &z0, &z1);
+            __m512 z[2] = {z0, z1};
+#    pragma GCC unroll 2
+            for (int yc = 0; yc < 2; yc++) {
+                if (a == 0) {
+                    y[0][yb][yc] = z[yc];
+                } else if (a == 1) {
+                    y[0][yb][yc] = _mm512_add_ps(y[0][yb][yc], z[yc]);
+                    y[1][yb][yc] = z[yc];
+                } else if (a == 2) {
+                    y[0][yb][yc] = _mm512_add_ps(y[0][yb][yc], z[yc]);
+                    y[1][yb][yc] = _mm512_sub_ps(y[1][yb][yc], z[yc]);
+                } else {
+                    y[1][yb][yc] = _mm512_sub_ps(y[1][yb][yc], z[yc]);
+                }
+            }
+        }
+    }
 #    pragma GCC unroll 2
     for (int ya = 0; ya < 2; ya++) {
-        __m512 r[4][4]; // [b][c] after A^T along I
-#    pragma GCC unroll 16
-        for (int bc = 0; bc < 16; bc++) {
-            __m512 x[4], y0, y1;
-#    pragma GCC unroll 4
-            for (int a = 0; a < 4; a++) {
-                x[a] = _mm512_load_ps(m + (a * 16 + bc) * pst);
-            }
-            at4(x, &y0, &y1);
-            r[bc / 4][bc % 4] = ya == 0 ? y0 : y1;
-        }
         float *out = dst + (sl->i0 + 2 * lt + ya) * rows * width + 2 * tj * width + kv * 2 * LANES;
 #    pragma GCC unroll 2
         for (int yb = 0; yb < 2; yb++) {
-            __m512 q[4];
-#    pragma GCC unroll 4
-            for (int c = 0; c < 4; c++) {
-                __m512 x[4] = {r[0][c], r[1][c], r[2][c], r[3][c]}, y0, y1;
-                at4(x, &y0, &y1);
-                q[c] = yb == 0 ? y0 : y1;
-            }
-            __m512 e, f;
-            at4(q, &e, &f); // even and odd output columns of the 16 tiles
-            e = _mm512_add_ps(e, bv);
-            f = _mm512_add_ps(f, bv);
+            // Even and odd output columns of the 16 tiles, interleaved.
+            __m512 e = _mm512_add_ps(y[ya][yb][0], bv), f = _mm512_add_ps(y[ya][yb][1], bv);
             _mm512_storeu_ps(out + yb * width, _mm512_permutex2var_ps(e, lo, f));
             _mm512_storeu_ps(out + yb * width + LANES, _mm512_permutex2var_ps(e, hi, f));
         }
@@ -698,12 +715,11 @@ static void wino_item(const ss__dconv_t *d,
                       float *dst,
                       const float *bias,
                       float *V,
-                      float *M,
-                      float *tmp)
+                      float *M)
 {
     int64_t pc = padded_channels(d);
     for (int v = 0; v < nv; v++) {
-        wino_input(d, sl, pad, lt, tv0 + v, v, V, tmp);
+        wino_input(d, sl, pad, lt, tv0 + v, v, V);
     }
     for (int p = 0; p < WN_POS; p++) {
         const float *vp = V + p * wino_vstride(d);
@@ -742,7 +758,6 @@ static void wino_fwd(const ss__dconv_t *d,
     {
         float *V = (float *)(threads + (size_t)omp_get_thread_num() * tb);
         float *M = V + WN_POS * wino_vstride(d);
-        float *tmp = M + WN_POS * wino_mstride(d);
         // A short item's missing vectors are multiplied but never stored; zeros keep them finite.
         memset(V, 0, sizeof(float) * (size_t)(WN_POS * wino_vstride(d)));
         wino_repack(wu, w, d, flip);
@@ -755,7 +770,7 @@ static void wino_fwd(const ss__dconv_t *d,
                     if (!cancelled(cancel)) {
                         int64_t g = it % ng, tv0 = g * WN_NV;
                         wino_item(d, &sl, pad, wu, it / ng, tv0, (int)min64(WN_NV, ntv - tv0),
-                                  dst + n * d->dst_sn, bias, V, M, tmp);
+                                  dst + n * d->dst_sn, bias, V, M);
                     }
                 }
             }
