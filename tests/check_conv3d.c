@@ -54,8 +54,9 @@ static const conv_case_t cases[] = {
     {"direct aniso", 1, 2, 6, {5, 3, 18}, {{1, 3, 2}, {1, 1, 1}, {0, 1, 1}, {0, 1, 0}}},
     {"direct slabs", 1, 64, 5, {12, 30, 33}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
     // 3x3x3 over even extents with rows of 32k outputs: Winograd F(2,3) on AVX-512 CPUs (a
-    // narrow channel block, a batch, offsets other than 1, slabs of two planes), the direct
-    // loops in tc_ss_conv3d_direct_loops.
+    // narrow channel block, channels that do not fill the weight gradient's 4 x 4 blocks, a
+    // batch, offsets other than 1, slabs of two planes), the direct loops in
+    // tc_ss_conv3d_direct_loops.
     {"winograd", 2, 5, 11, {4, 6, 32}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
     {"winograd valid", 1, 3, 4, {6, 8, 34}, {{3, 3, 3}, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}}},
     {"winograd asym pad", 1, 4, 9, {4, 2, 64}, {{3, 3, 3}, {1, 1, 1}, {2, 1, 0}, {0, 1, 2}}},
@@ -497,9 +498,9 @@ START_TEST(test_out_shape)
 END_TEST
 
 // The workspace is bounded: GEMM tiles hold whole rows along K, the direct kernels' source slab
-// about 4 MB of padded planes, so it is the same for every batch and I extent, stays a few MB
-// for larger planes, is smaller for a volume below one tile, and a kernel refuses a smaller
-// buffer.
+// about 4 MB of padded planes and Winograd's transformed tiles ~2 MB per thread at 32 channels,
+// so it is the same for every batch and I extent, stays a few MB for larger planes, is smaller
+// for a volume below one tile, and a kernel refuses a smaller buffer.
 START_TEST(test_workspace_size)
 {
     ss_conv3d_params_t p = ss_conv3d_params_cube(3, 1, 1);
@@ -509,9 +510,9 @@ START_TEST(test_workspace_size)
     size_t a = ss_conv3d_workspace_size(&p, &s64, 2);
     ck_assert_uint_gt(a, 0);
     ck_assert_uint_eq(a, ss_conv3d_workspace_size(&p, &s128, 2));
-    ck_assert_uint_lt(ss_conv3d_workspace_size(&p, &wide, 2), 8u << 20);
+    ck_assert_uint_lt(ss_conv3d_workspace_size(&p, &wide, 2), 12u << 20);
     ck_assert_uint_lt(ss_conv3d_workspace_size(&p, &tiny, 2), a);
-    ck_assert_uint_lt(a, 8u << 20); // a few col tiles, nothing like the 906 MB im2col matrix
+    ck_assert_uint_lt(a, 12u << 20); // a few col tiles, nothing like the 906 MB im2col matrix
     ss_conv3d_params_t pw = ss_conv3d_params_cube(1, 1, 0);
     // 1x1x1 multiplies x in place: no col tile, only dw accumulators and a dy tile copy.
     ck_assert_uint_lt(ss_conv3d_workspace_size(&pw, &s64, 2), a);
@@ -678,6 +679,7 @@ static Suite *conv3d_suite(void)
     tcase_add_unchecked_fixture(tc, wino_off, wino_on);
     tcase_add_loop_test(tc, test_fwd_vs_ref, NCASES - 4, NCASES);
     tcase_add_loop_test(tc, test_bwd_data_vs_ref, NCASES - 4, NCASES);
+    tcase_add_loop_test(tc, test_bwd_weight_vs_ref, NCASES - 4, NCASES);
     tcase_add_loop_test(tc, test_threads, NCASES - 4, NCASES);
     suite_add_tcase(s, tc);
     return s;

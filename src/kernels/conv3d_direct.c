@@ -46,6 +46,8 @@ enum {
     WGRAD_CHANNELS = 32,       // weight gradient: taken when one side has at most this many
     WN_POS = 64,               // Winograd: transformed positions of a 4 x 4 x 4 input tile
     WN_NV = 3,                 // Winograd: tile vectors (16 tiles each) per work item
+    WG_NV = 8,                 // Winograd weight gradient: tile vectors per chunk
+    WG_BLK = 4,                // Winograd weight gradient: register block of 4 x 4 (o, s)
 };
 
 // The source as the kernels read it: a slab of planes for destination planes [i0, i0 + planes),
@@ -173,11 +175,18 @@ int ss__dconv_suits(const ss__dconv_t *d, int wgrad)
     return !g_disabled && cpu && shape && channels;
 }
 
+// The direct slab or Winograd's, the larger.
+static size_t slab_bytes(const ss__dconv_t *d)
+{
+    int64_t chan = max64(slab_make(d, 0).chan, slab_make(d, wino_suits(d)).chan);
+    return round_line(sizeof(float) * (size_t)(d->cin * chan));
+}
+
+static size_t wgrad_shared_bytes(const ss__dconv_t *d);
+
 size_t ss__dconv_work_bytes(const ss__dconv_t *d)
 {
-    // The forward's slab (Winograd's when it suits) or the weight gradient's, the larger.
-    int64_t chan = max64(slab_make(d, 0).chan, slab_make(d, wino_suits(d)).chan);
-    return weights_bytes(d) + groups_bytes(d) + round_line(sizeof(float) * (size_t)(d->cin * chan));
+    return weights_bytes(d) + groups_bytes(d) + slab_bytes(d) + wgrad_shared_bytes(d);
 }
 
 // Lanes l < n of a vector.
@@ -428,13 +437,17 @@ static int64_t wino_mstride(const ss__dconv_t *d)
     return (padded_channels(d) * WN_NV + 1) * LANES;
 }
 
-// V and M of one thread.
+static size_t wgrad_thread_bytes(const ss__dconv_t *d);
+
+// V and M of one thread (forward, bwd_data), or X and D (weight gradient).
 size_t ss__dconv_thread_bytes(const ss__dconv_t *d)
 {
     if (!wino_suits(d)) {
         return 0;
     }
-    return sizeof(float) * (size_t)(WN_POS * (wino_vstride(d) + wino_mstride(d)));
+    size_t fwd = sizeof(float) * (size_t)(WN_POS * (wino_vstride(d) + wino_mstride(d)));
+    size_t wgrad = wgrad_thread_bytes(d);
+    return fwd > wgrad ? fwd : wgrad;
 }
 
 // Tile vector tv of a tile plane: tile row tv / per_row, 16 tiles from column 32 (tv % per_row).
@@ -533,20 +546,27 @@ static inline __attribute__((always_inline)) DC_TARGET __m512 bt_plane(const flo
     }
 }
 
-// Transformed source of tile vector tv (tile plane lt of the slab) for every source channel:
-// V[p][s][v]. Per position plane a: B^T along I (two source planes per row), along K (even and
+// Transformed source of tile vector tv (tile plane lt of the slab) for every source channel.
+// Per position plane a: B^T along I (two source planes per row), along K (even and
 // odd columns split by permutes), then along J, all in registers.
-static DC_TARGET void wino_input(
-    const ss__dconv_t *d, const slab_t *sl, const float *pad, int64_t lt, int64_t tv, int v, float *V)
+// Channel s's vector of position p goes to vo + s * cs + p * ps.
+static DC_TARGET void wino_input(const ss__dconv_t *d,
+                                 const slab_t *sl,
+                                 const float *pad,
+                                 int64_t lt,
+                                 int64_t tv,
+                                 float *vo,
+                                 int64_t cs,
+                                 int64_t ps)
 {
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     int64_t vpr = tile_vectors_per_row(d), tj = tv / vpr, kv = tv % vpr;
-    int64_t vs = wino_vstride(d), plane = sl->plane;
+    int64_t plane = sl->plane;
     for (int64_t s = 0; s < d->cin; s++) {
         const float *base =
             pad + s * sl->chan + 2 * lt * sl->plane + 2 * tj * sl->cols + kv * 2 * LANES;
-        float *vo = V + (s * WN_NV + v) * LANES;
+        float *vc = vo + s * cs;
 #    pragma GCC unroll 4
         for (int a = 0; a < 4; a++) {
             __m512 t[4][4];
@@ -570,7 +590,7 @@ static DC_TARGET void wino_input(
                 bt4(&t[0][c], &t[1][c], &t[2][c], &t[3][c]);
 #    pragma GCC unroll 4
                 for (int b = 0; b < 4; b++) {
-                    _mm512_store_ps(vo + ((a * 4 + b) * 4 + c) * vs, t[b][c]);
+                    _mm512_store_ps(vc + ((a * 4 + b) * 4 + c) * ps, t[b][c]);
                 }
             }
         }
@@ -719,7 +739,7 @@ static void wino_item(const ss__dconv_t *d,
 {
     int64_t pc = padded_channels(d);
     for (int v = 0; v < nv; v++) {
-        wino_input(d, sl, pad, lt, tv0 + v, v, V);
+        wino_input(d, sl, pad, lt, tv0 + v, V + v * LANES, WN_NV * LANES, wino_vstride(d));
     }
     for (int p = 0; p < WN_POS; p++) {
         const float *vp = V + p * wino_vstride(d);
@@ -774,6 +794,315 @@ static void wino_fwd(const ss__dconv_t *d,
                     }
                 }
             }
+        }
+    }
+}
+
+// ---- Winograd weight gradient ----------------------------------------------------------------
+//
+// With V = B^T x B and dM = A dy A^T (the output transform's transpose: (y0, y1) ->
+// (y0, y0 + y1, y0 - y1, -y1) along each axis), the weight gradient of a tile is
+// G^T (dM . V) G: per position p, dU[p][o][s] = sum over tiles of dM[p][o] V[p][s], a product
+// with the tiles as its reduction, then G^T ... G once per (o, s) at the end (3.4x fewer
+// multiply-adds than the direct weight gradient). A tile plane of the slab is one unit of work;
+// its tiles go in chunks of WG_NV tile vectors through register blocks of 4 x 4 (o, s) whose
+// lanes (tiles) are summed at the end of the chunk into the unit's dU. The units' dU are added
+// in unit order after each slab, so dw is the same for any thread count.
+
+// Source and destination channels rounded up to whole 4 x 4 blocks (padding rows stay zero).
+static int64_t wg_blocks(int64_t c)
+{
+    return (c + WG_BLK - 1) / WG_BLK;
+}
+
+// Floats per position of the chunk's X[p][s][v] and D[p][o][v] (one line more, as for V).
+static int64_t wgx_stride(const ss__dconv_t *d)
+{
+    return (wg_blocks(d->cin) * WG_BLK * WG_NV + 1) * LANES;
+}
+
+static int64_t wgd_stride(const ss__dconv_t *d)
+{
+    return (wg_blocks(d->cout) * WG_BLK * WG_NV + 1) * LANES;
+}
+
+// Floats of one dU: [p][o block][s block][16 = 4 o x 4 s].
+static int64_t wgu_floats(const ss__dconv_t *d)
+{
+    return WN_POS * wg_blocks(d->cout) * wg_blocks(d->cin) * WG_BLK * WG_BLK;
+}
+
+static int64_t wg_units(const ss__dconv_t *d)
+{
+    return slab_make(d, 1).planes / 2;
+}
+
+static size_t wgrad_shared_bytes(const ss__dconv_t *d)
+{
+    return wino_suits(d) ? round_line(sizeof(float) * (size_t)(wgu_floats(d) * (1 + wg_units(d))))
+                         : 0;
+}
+
+static size_t wgrad_thread_bytes(const ss__dconv_t *d)
+{
+    return sizeof(float) * (size_t)(WN_POS * (wgx_stride(d) + wgd_stride(d)));
+}
+
+// Row k of A: (u0, u0 + u1, u0 - u1, -u1).
+static inline __attribute__((always_inline)) DC_TARGET __m512 a_row(__m512 u0, __m512 u1, const int k)
+{
+    switch (k) {
+    case 0:
+        return u0;
+    case 1:
+        return _mm512_add_ps(u0, u1);
+    case 2:
+        return _mm512_sub_ps(u0, u1);
+    default:
+        return _mm512_sub_ps(_mm512_setzero_ps(), u1);
+    }
+}
+
+// dM of tile vector tv (tile plane lt of the slab) for every destination channel: channel o's
+// vector of position p goes to dm + o * cs + p * ps.
+static DC_TARGET void wino_dy(const ss__dconv_t *d,
+                              const slab_t *sl,
+                              const float *dy,
+                              int64_t lt,
+                              int64_t tv,
+                              float *dm,
+                              int64_t cs,
+                              int64_t ps)
+{
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    int64_t vpr = tile_vectors_per_row(d), tj = tv / vpr, kv = tv % vpr;
+    int64_t rows = d->dst[1], width = d->dst[2], plane = rows * width;
+    for (int64_t o = 0; o < d->cout; o++) {
+        const float *r =
+            dy + o * d->dst_sc + (sl->i0 + 2 * lt) * plane + 2 * tj * width + kv * 2 * LANES;
+        __m512 y[2][2][2]; // [plane][row][even / odd column]
+#    pragma GCC unroll 2
+        for (int ya = 0; ya < 2; ya++) {
+#    pragma GCC unroll 2
+            for (int yb = 0; yb < 2; yb++) {
+                const float *q = r + ya * plane + yb * width;
+                __m512 l0 = _mm512_loadu_ps(q), l1 = _mm512_loadu_ps(q + LANES);
+                y[ya][yb][0] = _mm512_permutex2var_ps(l0, even, l1);
+                y[ya][yb][1] = _mm512_permutex2var_ps(l0, odd, l1);
+            }
+        }
+        float *mo = dm + o * cs;
+#    pragma GCC unroll 4
+        for (int a = 0; a < 4; a++) {
+            __m512 z[2][2];
+#    pragma GCC unroll 2
+            for (int yb = 0; yb < 2; yb++) {
+#    pragma GCC unroll 2
+                for (int yc = 0; yc < 2; yc++) {
+                    z[yb][yc] = a_row(y[0][yb][yc], y[1][yb][yc], a);
+                }
+            }
+#    pragma GCC unroll 4
+            for (int b = 0; b < 4; b++) {
+                __m512 w0 = a_row(z[0][0], z[1][0], b), w1 = a_row(z[0][1], z[1][1], b);
+#    pragma GCC unroll 4
+                for (int c = 0; c < 4; c++) {
+                    _mm512_store_ps(mo + ((a * 4 + b) * 4 + c) * ps, a_row(w0, w1, c));
+                }
+            }
+        }
+    }
+}
+
+// Lane j of the result = the sum of the lanes of a[j]: four levels of pairing vectors, each
+// keeping half of each lane group of both (index vectors ia / ib per level).
+static inline __attribute__((always_inline)) DC_TARGET __m512 hsum16(__m512 a[16],
+                                                                     const __m512i ia[4],
+                                                                     const __m512i ib[4])
+{
+#    pragma GCC unroll 4
+    for (int lv = 0, n = 16; lv < 4; lv++, n /= 2) {
+#    pragma GCC unroll 8
+        for (int i = 0; i < n / 2; i++) {
+            a[i] = _mm512_add_ps(_mm512_permutex2var_ps(a[2 * i], ia[lv], a[2 * i + 1]),
+                                 _mm512_permutex2var_ps(a[2 * i], ib[lv], a[2 * i + 1]));
+        }
+    }
+    return a[0];
+}
+
+// The level index vectors of hsum16: level lv sees groups of 16 >> lv lanes; the first half of
+// the result takes from the first vector, the second from the other; ia the first half of each
+// group, ib the second.
+static void hsum16_indices(__m512i ia[4], __m512i ib[4])
+{
+    for (int lv = 0; lv < 4; lv++) {
+        int32_t xa[LANES], xb[LANES];
+        int size = LANES >> lv, half = size / 2;
+        for (int j = 0; j < LANES; j++) {
+            int src = j < LANES / 2 ? 0 : LANES, jj = j % (LANES / 2);
+            int g = jj / half, off = jj % half;
+            xa[j] = src + g * size + off;
+            xb[j] = src + g * size + half + off;
+        }
+        memcpy(&ia[lv], xa, sizeof(xa));
+        memcpy(&ib[lv], xb, sizeof(xb));
+    }
+}
+
+// du[ob][sb][o * 4 + s] += sum over the nv tile vectors of dm[o] x[s], for one position.
+static DC_TARGET __attribute__((noinline)) void wgrad_product(const float *xp,
+                                                             const float *dp,
+                                                             float *du,
+                                                             int64_t nob,
+                                                             int64_t nsb,
+                                                             int nv,
+                                                             const __m512i ia[4],
+                                                             const __m512i ib[4])
+{
+    for (int64_t ob = 0; ob < nob; ob++) {
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            __m512 acc[WG_BLK * WG_BLK];
+#    pragma GCC unroll 16
+            for (int i = 0; i < WG_BLK * WG_BLK; i++) {
+                acc[i] = _mm512_setzero_ps();
+            }
+            const float *dv = dp + ob * WG_BLK * WG_NV * LANES;
+            const float *xv = xp + sb * WG_BLK * WG_NV * LANES;
+            for (int v = 0; v < nv; v++) {
+                __m512 g[WG_BLK], x[WG_BLK];
+#    pragma GCC unroll 4
+                for (int k = 0; k < WG_BLK; k++) {
+                    g[k] = _mm512_load_ps(dv + (k * WG_NV + v) * LANES);
+                    x[k] = _mm512_load_ps(xv + (k * WG_NV + v) * LANES);
+                }
+#    pragma GCC unroll 4
+                for (int o = 0; o < WG_BLK; o++) {
+#    pragma GCC unroll 4
+                    for (int s = 0; s < WG_BLK; s++) {
+                        acc[o * WG_BLK + s] = _mm512_fmadd_ps(g[o], x[s], acc[o * WG_BLK + s]);
+                    }
+                }
+            }
+            float *u = du + (ob * nsb + sb) * WG_BLK * WG_BLK;
+            _mm512_store_ps(u, _mm512_add_ps(_mm512_load_ps(u), hsum16(acc, ia, ib)));
+        }
+    }
+}
+
+// G^T u G of one (o, s): 4 x 4 x 4 -> 3 x 3 x 3, rows (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0),
+// (0, 1/2, 1/2, 1) along each axis.
+static void wino_kernel_grad(float g[27], const float u[WN_POS])
+{
+    float t1[4][4][3], t2[4][3][3];
+    for (int a = 0; a < 4; a++) {
+        for (int b = 0; b < 4; b++) {
+            const float *r = u + (a * 4 + b) * 4;
+            t1[a][b][0] = r[0] + 0.5f * (r[1] + r[2]);
+            t1[a][b][1] = 0.5f * (r[1] - r[2]);
+            t1[a][b][2] = 0.5f * (r[1] + r[2]) + r[3];
+        }
+    }
+    for (int a = 0; a < 4; a++) {
+        for (int c = 0; c < 3; c++) {
+            float r0 = t1[a][0][c], r1 = t1[a][1][c], r2 = t1[a][2][c], r3 = t1[a][3][c];
+            t2[a][0][c] = r0 + 0.5f * (r1 + r2);
+            t2[a][1][c] = 0.5f * (r1 - r2);
+            t2[a][2][c] = 0.5f * (r1 + r2) + r3;
+        }
+    }
+    for (int b = 0; b < 3; b++) {
+        for (int c = 0; c < 3; c++) {
+            float r0 = t2[0][b][c], r1 = t2[1][b][c], r2 = t2[2][b][c], r3 = t2[3][b][c];
+            g[(0 * 3 + b) * 3 + c] = r0 + 0.5f * (r1 + r2);
+            g[(1 * 3 + b) * 3 + c] = 0.5f * (r1 - r2);
+            g[(2 * 3 + b) * 3 + c] = 0.5f * (r1 + r2) + r3;
+        }
+    }
+}
+
+// One unit: tile plane lt of the slab into its dU (zeroed here).
+static void wgrad_unit(const ss__dconv_t *d,
+                       const slab_t *sl,
+                       const float *pad,
+                       const float *dy,
+                       int64_t lt,
+                       float *du,
+                       float *X,
+                       float *D,
+                       const __m512i ia[4],
+                       const __m512i ib[4])
+{
+    int64_t ntv = tile_vectors_per_plane(d), nob = wg_blocks(d->cout), nsb = wg_blocks(d->cin);
+    int64_t xs = wgx_stride(d), ds = wgd_stride(d), ups = nob * nsb * WG_BLK * WG_BLK;
+    memset(du, 0, sizeof(float) * (size_t)wgu_floats(d));
+    for (int64_t tv0 = 0; tv0 < ntv; tv0 += WG_NV) {
+        int nv = (int)min64(WG_NV, ntv - tv0);
+        for (int v = 0; v < nv; v++) {
+            wino_input(d, sl, pad, lt, tv0 + v, X + v * LANES, WG_NV * LANES, xs);
+            wino_dy(d, sl, dy, lt, tv0 + v, D + v * LANES, WG_NV * LANES, ds);
+        }
+        for (int p = 0; p < WN_POS; p++) {
+            wgrad_product(X + p * xs, D + p * ds, du + p * ups, nob, nsb, nv, ia, ib);
+        }
+    }
+}
+
+static void wino_bwd_weight(const ss__dconv_t *d,
+                            float *dw,
+                            const float *x,
+                            const float *dy,
+                            void *work,
+                            int nt,
+                            const volatile int *cancel)
+{
+    float *pad = (float *)((char *)work + weights_bytes(d) + groups_bytes(d));
+    float *total = (float *)((char *)pad + slab_bytes(d)), *units = total + wgu_floats(d);
+    char *threads = (char *)work + ss__dconv_work_bytes(d);
+    size_t tb = ss__dconv_thread_bytes(d);
+    slab_t sl = slab_make(d, 1);
+    int64_t uf = wgu_floats(d);
+    __m512i ia[4], ib[4];
+    hsum16_indices(ia, ib);
+    memset(total, 0, sizeof(float) * (size_t)uf);
+#    pragma omp parallel num_threads(nt)
+    {
+        float *X = (float *)(threads + (size_t)omp_get_thread_num() * tb);
+        float *D = X + WN_POS * wgx_stride(d);
+        // Channel padding (to whole 4 x 4 blocks) is never written: zeros.
+        memset(X, 0, wgrad_thread_bytes(d));
+        for (int64_t n = 0; n < d->n; n++) {
+            for (int64_t i0 = 0; i0 < d->dst[0]; i0 += sl.planes) {
+                fill_slab(d, &sl, pad, x + n * d->src_sn, i0);
+                int64_t nlt = min64(sl.planes, d->dst[0] - i0) / 2;
+#    pragma omp for schedule(dynamic, 1)
+                for (int64_t lt = 0; lt < nlt; lt++) {
+                    if (!cancelled(cancel)) {
+                        wgrad_unit(d, &sl, pad, dy + n * d->dst_sn, lt, units + lt * uf, X, D, ia,
+                                   ib);
+                    }
+                }
+#    pragma omp for schedule(static)
+                for (int64_t e = 0; e < uf; e++) {
+                    float t = total[e];
+                    for (int64_t lt = 0; lt < nlt; lt++) {
+                        t += units[lt * uf + e];
+                    }
+                    total[e] = t;
+                }
+            }
+        }
+        int64_t nsb = wg_blocks(d->cin), ups = wg_blocks(d->cout) * nsb * WG_BLK * WG_BLK;
+#    pragma omp for schedule(static)
+        for (int64_t os = 0; os < d->cout * d->cin; os++) {
+            int64_t o = os / d->cin, s = os % d->cin;
+            int64_t blk = ((o / WG_BLK) * nsb + s / WG_BLK) * WG_BLK * WG_BLK;
+            float u[WN_POS];
+            for (int p = 0; p < WN_POS; p++) {
+                u[p] = total[p * ups + blk + (o % WG_BLK) * WG_BLK + s % WG_BLK];
+            }
+            wino_kernel_grad(dw + os * 27, u);
         }
     }
 }
@@ -937,6 +1266,10 @@ void ss__dconv_bwd_weight(const ss__dconv_t *d,
                           int nt,
                           const volatile int *cancel)
 {
+    if (wino_suits(d)) {
+        wino_bwd_weight(d, dw, x, dy, work, nt, cancel);
+        return;
+    }
     // The workspace's layout is the forward's (weights, groups, slab); only the slab is used.
     float *pad = (float *)((char *)work + weights_bytes(d) + groups_bytes(d));
     slab_t sl = slab_make(d, 0);
@@ -986,6 +1319,15 @@ void ss__dconv_wino_enable(int on)
 {
     (void)on;
 }
+
+// The direct slab or Winograd's, the larger.
+static size_t slab_bytes(const ss__dconv_t *d)
+{
+    int64_t chan = max64(slab_make(d, 0).chan, slab_make(d, wino_suits(d)).chan);
+    return round_line(sizeof(float) * (size_t)(d->cin * chan));
+}
+
+static size_t wgrad_shared_bytes(const ss__dconv_t *d);
 
 size_t ss__dconv_work_bytes(const ss__dconv_t *d)
 {
