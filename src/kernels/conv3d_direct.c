@@ -46,7 +46,7 @@ enum {
     WGRAD_CHANNELS = 32,       // weight gradient: taken when one side has at most this many
     WN_POS = 64,               // Winograd: transformed positions of a 4 x 4 x 4 input tile
     WN_NV = 3,                 // Winograd: tile vectors (16 tiles each) per work item
-    WG_NV = 8,                 // Winograd weight gradient: tile vectors per chunk
+    WG_NV = 4,                 // Winograd weight gradient: tile vectors per chunk
     WG_BLK = 4,                // Winograd weight gradient: register block of 4 x 4 (o, s)
 };
 
