@@ -18,8 +18,15 @@
 // reduced into dw. A unit runs on one thread per slab and the slabs follow in order, so dw does
 // not depend on the thread count or on which thread ran a unit.
 //
-// Rounding: fused multiply-adds, summed over (source channel, tap) in order per output element;
-// results differ from the GEMM paths in the last bits, and are the same for any thread count.
+// Winograd F(2x2x2, 3x3x3) (3x3x3 kernels over even extents whose rows hold whole 32-column
+// tile vectors: the decoders' 32^3-128^3 layers): forward, bwd_data and weight gradient read the
+// same padded slabs (of an even number of planes) and run 3.4x fewer multiply-adds; see the
+// section below for the transforms and their layout.
+//
+// Rounding: fused multiply-adds, summed over (source channel, tap) in order per output element
+// (Winograd: over source channels per transformed position, then the fixed transforms); results
+// differ from the GEMM paths in the last bits (Winograd's by a few times more, well inside the
+// tests' float tolerances), and are the same for any thread count.
 #include <stdint.h>
 #include <string.h>
 
@@ -46,7 +53,7 @@ enum {
     WGRAD_CHANNELS = 32,       // weight gradient: taken when one side has at most this many
     WN_POS = 64,               // Winograd: transformed positions of a 4 x 4 x 4 input tile
     WN_NV = 3,                 // Winograd: tile vectors (16 tiles each) per work item
-    WG_NV = 4,                 // Winograd weight gradient: tile vectors per chunk
+    WG_NV = 16,                // Winograd weight gradient: tile vectors per chunk
     WG_BLK = 4,                // Winograd weight gradient: register block of 4 x 4 (o, s)
 };
 
@@ -546,53 +553,78 @@ static inline __attribute__((always_inline)) DC_TARGET __m512 bt_plane(const flo
     }
 }
 
-// Transformed source of tile vector tv (tile plane lt of the slab) for every source channel.
-// Per position plane a: B^T along I (two source planes per row), along K (even and
-// odd columns split by permutes), then along J, all in registers.
-// Channel s's vector of position p goes to vo + s * cs + p * ps.
+// Position plane a (the 16 positions (a, b, c)) of one channel's transformed source, from the
+// tile's padded source at base: B^T along I (two source planes per row), along K (even and odd
+// columns split by permutes), then along J, all in registers; position (b, c) goes to
+// vc + (b * 4 + c) * ps.
+static inline __attribute__((always_inline)) DC_TARGET void input_plane(
+    const float *base, int64_t cols, int64_t plane, float *vc, int64_t ps, const int a)
+{
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    __m512 t[4][4];
+#    pragma GCC unroll 4
+    for (int b = 0; b < 4; b++) {
+        const float *r = base + b * cols;
+        // Columns 0..31 and 2..33 of the tile vector's 34.
+        __m512 l0 = bt_plane(r, plane, a), l1 = bt_plane(r + LANES, plane, a);
+        __m512 s0 = bt_plane(r + 2, plane, a), s1 = bt_plane(r + 2 + LANES, plane, a);
+        __m512 e = _mm512_permutex2var_ps(l0, even, l1);
+        __m512 o = _mm512_permutex2var_ps(l0, odd, l1);
+        __m512 e2 = _mm512_permutex2var_ps(s0, even, s1);
+        __m512 o2 = _mm512_permutex2var_ps(s0, odd, s1);
+        t[b][0] = _mm512_sub_ps(e, e2);
+        t[b][1] = _mm512_add_ps(o, e2);
+        t[b][2] = _mm512_sub_ps(e2, o);
+        t[b][3] = _mm512_sub_ps(o, o2);
+    }
+#    pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        bt4(&t[0][c], &t[1][c], &t[2][c], &t[3][c]);
+#    pragma GCC unroll 4
+        for (int b = 0; b < 4; b++) {
+            _mm512_store_ps(vc + (b * 4 + c) * ps, t[b][c]);
+        }
+    }
+}
+
+// Transformed source of tile vector tv (tile plane lt of the slab) for every source channel:
+// all 64 positions (a < 0; position p of channel s goes to vo + s * cs + p * ps) or those of
+// position plane a only (position (b, c) to vo + s * cs + (b * 4 + c) * ps).
 static DC_TARGET void wino_input(const ss__dconv_t *d,
                                  const slab_t *sl,
                                  const float *pad,
                                  int64_t lt,
                                  int64_t tv,
+                                 int a,
                                  float *vo,
                                  int64_t cs,
                                  int64_t ps)
 {
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     int64_t vpr = tile_vectors_per_row(d), tj = tv / vpr, kv = tv % vpr;
-    int64_t plane = sl->plane;
+    int64_t cols = sl->cols, plane = sl->plane;
     for (int64_t s = 0; s < d->cin; s++) {
         const float *base =
             pad + s * sl->chan + 2 * lt * sl->plane + 2 * tj * sl->cols + kv * 2 * LANES;
         float *vc = vo + s * cs;
-#    pragma GCC unroll 4
-        for (int a = 0; a < 4; a++) {
-            __m512 t[4][4];
-#    pragma GCC unroll 4
-            for (int b = 0; b < 4; b++) {
-                const float *r = base + b * sl->cols;
-                // Columns 0..31 and 2..33 of the tile vector's 34.
-                __m512 l0 = bt_plane(r, plane, a), l1 = bt_plane(r + LANES, plane, a);
-                __m512 s0 = bt_plane(r + 2, plane, a), s1 = bt_plane(r + 2 + LANES, plane, a);
-                __m512 e = _mm512_permutex2var_ps(l0, even, l1);
-                __m512 o = _mm512_permutex2var_ps(l0, odd, l1);
-                __m512 e2 = _mm512_permutex2var_ps(s0, even, s1);
-                __m512 o2 = _mm512_permutex2var_ps(s0, odd, s1);
-                t[b][0] = _mm512_sub_ps(e, e2);
-                t[b][1] = _mm512_add_ps(o, e2);
-                t[b][2] = _mm512_sub_ps(e2, o);
-                t[b][3] = _mm512_sub_ps(o, o2);
-            }
-#    pragma GCC unroll 4
-            for (int c = 0; c < 4; c++) {
-                bt4(&t[0][c], &t[1][c], &t[2][c], &t[3][c]);
-#    pragma GCC unroll 4
-                for (int b = 0; b < 4; b++) {
-                    _mm512_store_ps(vc + ((a * 4 + b) * 4 + c) * ps, t[b][c]);
-                }
-            }
+        switch (a) {
+        case 0:
+            input_plane(base, cols, plane, vc, ps, 0);
+            break;
+        case 1:
+            input_plane(base, cols, plane, vc, ps, 1);
+            break;
+        case 2:
+            input_plane(base, cols, plane, vc, ps, 2);
+            break;
+        case 3:
+            input_plane(base, cols, plane, vc, ps, 3);
+            break;
+        default:
+            input_plane(base, cols, plane, vc, ps, 0);
+            input_plane(base, cols, plane, vc + 16 * ps, ps, 1);
+            input_plane(base, cols, plane, vc + 32 * ps, ps, 2);
+            input_plane(base, cols, plane, vc + 48 * ps, ps, 3);
         }
     }
 }
@@ -739,7 +771,7 @@ static void wino_item(const ss__dconv_t *d,
 {
     int64_t pc = padded_channels(d);
     for (int v = 0; v < nv; v++) {
-        wino_input(d, sl, pad, lt, tv0 + v, V + v * LANES, WN_NV * LANES, wino_vstride(d));
+        wino_input(d, sl, pad, lt, tv0 + v, -1, V + v * LANES, WN_NV * LANES, wino_vstride(d));
     }
     for (int p = 0; p < WN_POS; p++) {
         const float *vp = V + p * wino_vstride(d);
@@ -845,7 +877,7 @@ static size_t wgrad_shared_bytes(const ss__dconv_t *d)
 
 static size_t wgrad_thread_bytes(const ss__dconv_t *d)
 {
-    return sizeof(float) * (size_t)(WN_POS * (wgx_stride(d) + wgd_stride(d)));
+    return sizeof(float) * (size_t)(16 * (wgx_stride(d) + wgd_stride(d)));
 }
 
 // Row k of A: (u0, u0 + u1, u0 - u1, -u1).
@@ -863,13 +895,14 @@ static inline __attribute__((always_inline)) DC_TARGET __m512 a_row(__m512 u0, _
     }
 }
 
-// dM of tile vector tv (tile plane lt of the slab) for every destination channel: channel o's
-// vector of position p goes to dm + o * cs + p * ps.
+// Position plane a of dM for tile vector tv (tile plane lt of the slab), every destination
+// channel: position (b, c) of channel o goes to dm + o * cs + (b * 4 + c) * ps.
 static DC_TARGET void wino_dy(const ss__dconv_t *d,
                               const slab_t *sl,
                               const float *dy,
                               int64_t lt,
                               int64_t tv,
+                              int a,
                               float *dm,
                               int64_t cs,
                               int64_t ps)
@@ -878,38 +911,42 @@ static DC_TARGET void wino_dy(const ss__dconv_t *d,
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     int64_t vpr = tile_vectors_per_row(d), tj = tv / vpr, kv = tv % vpr;
     int64_t rows = d->dst[1], width = d->dst[2], plane = rows * width;
+    // A's row a along I: which of the tile's two dy planes enter, and with which sign.
+    const float *r0 = dy + (sl->i0 + 2 * lt) * plane + 2 * tj * width + kv * 2 * LANES;
     for (int64_t o = 0; o < d->cout; o++) {
-        const float *r =
-            dy + o * d->dst_sc + (sl->i0 + 2 * lt) * plane + 2 * tj * width + kv * 2 * LANES;
-        __m512 y[2][2][2]; // [plane][row][even / odd column]
+        const float *r = r0 + o * d->dst_sc;
+        __m512 z[2][2]; // [row][even / odd column] after A along I
 #    pragma GCC unroll 2
-        for (int ya = 0; ya < 2; ya++) {
+        for (int yb = 0; yb < 2; yb++) {
+            __m512 y[2][2];
 #    pragma GCC unroll 2
-            for (int yb = 0; yb < 2; yb++) {
+            for (int ya = 0; ya < 2; ya++) {
                 const float *q = r + ya * plane + yb * width;
                 __m512 l0 = _mm512_loadu_ps(q), l1 = _mm512_loadu_ps(q + LANES);
-                y[ya][yb][0] = _mm512_permutex2var_ps(l0, even, l1);
-                y[ya][yb][1] = _mm512_permutex2var_ps(l0, odd, l1);
+                y[ya][0] = _mm512_permutex2var_ps(l0, even, l1);
+                y[ya][1] = _mm512_permutex2var_ps(l0, odd, l1);
+            }
+            switch (a) {
+            case 0:
+                z[yb][0] = a_row(y[0][0], y[1][0], 0), z[yb][1] = a_row(y[0][1], y[1][1], 0);
+                break;
+            case 1:
+                z[yb][0] = a_row(y[0][0], y[1][0], 1), z[yb][1] = a_row(y[0][1], y[1][1], 1);
+                break;
+            case 2:
+                z[yb][0] = a_row(y[0][0], y[1][0], 2), z[yb][1] = a_row(y[0][1], y[1][1], 2);
+                break;
+            default:
+                z[yb][0] = a_row(y[0][0], y[1][0], 3), z[yb][1] = a_row(y[0][1], y[1][1], 3);
             }
         }
         float *mo = dm + o * cs;
 #    pragma GCC unroll 4
-        for (int a = 0; a < 4; a++) {
-            __m512 z[2][2];
-#    pragma GCC unroll 2
-            for (int yb = 0; yb < 2; yb++) {
-#    pragma GCC unroll 2
-                for (int yc = 0; yc < 2; yc++) {
-                    z[yb][yc] = a_row(y[0][yb][yc], y[1][yb][yc], a);
-                }
-            }
+        for (int b = 0; b < 4; b++) {
+            __m512 w0 = a_row(z[0][0], z[1][0], b), w1 = a_row(z[0][1], z[1][1], b);
 #    pragma GCC unroll 4
-            for (int b = 0; b < 4; b++) {
-                __m512 w0 = a_row(z[0][0], z[1][0], b), w1 = a_row(z[0][1], z[1][1], b);
-#    pragma GCC unroll 4
-                for (int c = 0; c < 4; c++) {
-                    _mm512_store_ps(mo + ((a * 4 + b) * 4 + c) * ps, a_row(w0, w1, c));
-                }
+            for (int c = 0; c < 4; c++) {
+                _mm512_store_ps(mo + (b * 4 + c) * ps, a_row(w0, w1, c));
             }
         }
     }
@@ -1039,12 +1076,17 @@ static void wgrad_unit(const ss__dconv_t *d,
     memset(du, 0, sizeof(float) * (size_t)wgu_floats(d));
     for (int64_t tv0 = 0; tv0 < ntv; tv0 += WG_NV) {
         int nv = (int)min64(WG_NV, ntv - tv0);
-        for (int v = 0; v < nv; v++) {
-            wino_input(d, sl, pad, lt, tv0 + v, X + v * LANES, WG_NV * LANES, xs);
-            wino_dy(d, sl, dy, lt, tv0 + v, D + v * LANES, WG_NV * LANES, ds);
-        }
-        for (int p = 0; p < WN_POS; p++) {
-            wgrad_product(X + p * xs, D + p * ds, du + p * ups, nob, nsb, nv, ia, ib);
+        // One position plane at a time: a quarter of the transformed tiles in the buffers, so
+        // that a chunk can hold 4x more tile vectors (fewer lane sums) in the same cache.
+        for (int a = 0; a < 4; a++) {
+            for (int v = 0; v < nv; v++) {
+                wino_input(d, sl, pad, lt, tv0 + v, a, X + v * LANES, WG_NV * LANES, xs);
+                wino_dy(d, sl, dy, lt, tv0 + v, a, D + v * LANES, WG_NV * LANES, ds);
+            }
+            for (int p = 0; p < 16; p++) {
+                wgrad_product(X + p * xs, D + p * ds, du + (a * 16 + p) * ups, nob, nsb, nv, ia,
+                              ib);
+            }
         }
     }
 }
@@ -1069,7 +1111,7 @@ static void wino_bwd_weight(const ss__dconv_t *d,
 #    pragma omp parallel num_threads(nt)
     {
         float *X = (float *)(threads + (size_t)omp_get_thread_num() * tb);
-        float *D = X + WN_POS * wgx_stride(d);
+        float *D = X + 16 * wgx_stride(d);
         // Channel padding (to whole 4 x 4 blocks) is never written: zeros.
         memset(X, 0, wgrad_thread_bytes(d));
         for (int64_t n = 0; n < d->n; n++) {
