@@ -131,8 +131,8 @@ void ss__dconv_wino_enable(int on)
 // whole 32-column tile vectors go through Winograd F(2x2x2, 3x3x3) (see wino_fwd below).
 static int wino_suits(const ss__dconv_t *d)
 {
-    return !g_wino_disabled && d->k[0] == 3 && d->k[1] == 3 && d->k[2] == 3 &&
-           d->dst[0] % 2 == 0 && d->dst[1] % 2 == 0 && d->dst[2] % (2 * LANES) == 0;
+    return !g_wino_disabled && d->k[0] == 3 && d->k[1] == 3 && d->k[2] == 3 && d->dst[0] % 2 == 0 &&
+           d->dst[1] % 2 == 0 && d->dst[2] % (2 * LANES) == 0;
 }
 
 static size_t weights_bytes(const ss__dconv_t *d)
@@ -525,10 +525,8 @@ static void wino_repack(float *wu, const float *w, const ss__dconv_t *d, int fli
 }
 
 // B^T in place on four vectors.
-static inline __attribute__((always_inline)) DC_TARGET void bt4(__m512 *x0,
-                                                                __m512 *x1,
-                                                                __m512 *x2,
-                                                                __m512 *x3)
+static inline __attribute__((always_inline)) DC_TARGET void
+bt4(__m512 *x0, __m512 *x1, __m512 *x2, __m512 *x3)
 {
     __m512 a = _mm512_sub_ps(*x0, *x2), b = _mm512_add_ps(*x1, *x2);
     __m512 c = _mm512_sub_ps(*x2, *x1), e = _mm512_sub_ps(*x1, *x3);
@@ -557,10 +555,11 @@ static inline __attribute__((always_inline)) DC_TARGET __m512 bt_plane(const flo
 // tile's padded source at base: B^T along I (two source planes per row), along K (even and odd
 // columns split by permutes), then along J, all in registers; position (b, c) goes to
 // vc + (b * 4 + c) * ps.
-static inline __attribute__((always_inline)) DC_TARGET void input_plane(
-    const float *base, int64_t cols, int64_t plane, float *vc, int64_t ps, const int a)
+static inline __attribute__((always_inline)) DC_TARGET void
+input_plane(const float *base, int64_t cols, int64_t plane, float *vc, int64_t ps, const int a)
 {
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i even =
+        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     __m512 t[4][4];
 #    pragma GCC unroll 4
@@ -631,8 +630,8 @@ static DC_TARGET void wino_input(const ss__dconv_t *d,
 
 // M[p][o0 + o][v] for one position p and one block of COB destination channels: the product of
 // U[p] (weights ub) with V[p] over the source channels, WN_NV vectors.
-static inline __attribute__((always_inline)) DC_TARGET void wino_product(
-    const float *vp, const float *ub, float *mp, int64_t cin, const int COB)
+static inline __attribute__((always_inline)) DC_TARGET void
+wino_product(const float *vp, const float *ub, float *mp, int64_t cin, const int COB)
 {
     __m512 acc[WIDE][WN_NV];
 #    pragma GCC unroll 8
@@ -778,8 +777,8 @@ static void wino_item(const ss__dconv_t *d,
         float *mp = M + p * wino_mstride(d);
         for (int64_t o0 = 0; o0 < pc; o0 += WIDE) {
             const float *ub = wu + o0 * d->cin * WN_POS + p * d->cin * min64(WIDE, pc - o0);
-            (pc - o0 == NARROW ? wino_product_4 : wino_product_8)(
-                vp, ub, mp + o0 * WN_NV * LANES, d->cin);
+            (pc - o0 == NARROW ? wino_product_4 : wino_product_8)(vp, ub, mp + o0 * WN_NV * LANES,
+                                                                  d->cin);
         }
     }
     for (int64_t o = 0; o < d->cout; o++) {
@@ -881,7 +880,9 @@ static size_t wgrad_thread_bytes(const ss__dconv_t *d)
 }
 
 // Row k of A: (u0, u0 + u1, u0 - u1, -u1).
-static inline __attribute__((always_inline)) DC_TARGET __m512 a_row(__m512 u0, __m512 u1, const int k)
+static inline __attribute__((always_inline)) DC_TARGET __m512 a_row(__m512 u0,
+                                                                    __m512 u1,
+                                                                    const int k)
 {
     switch (k) {
     case 0:
@@ -907,7 +908,8 @@ static DC_TARGET void wino_dy(const ss__dconv_t *d,
                               int64_t cs,
                               int64_t ps)
 {
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i even =
+        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     int64_t vpr = tile_vectors_per_row(d), tj = tv / vpr, kv = tv % vpr;
     int64_t rows = d->dst[1], width = d->dst[2], plane = rows * width;
@@ -990,13 +992,13 @@ static void hsum16_indices(__m512i ia[4], __m512i ib[4])
 
 // du[ob][sb][o * 4 + s] += sum over the nv tile vectors of dm[o] x[s], for one position.
 static DC_TARGET __attribute__((noinline)) void wgrad_product(const float *xp,
-                                                             const float *dp,
-                                                             float *du,
-                                                             int64_t nob,
-                                                             int64_t nsb,
-                                                             int nv,
-                                                             const __m512i ia[4],
-                                                             const __m512i ib[4])
+                                                              const float *dp,
+                                                              float *du,
+                                                              int64_t nob,
+                                                              int64_t nsb,
+                                                              int nv,
+                                                              const __m512i ia[4],
+                                                              const __m512i ib[4])
 {
     for (int64_t ob = 0; ob < nob; ob++) {
         for (int64_t sb = 0; sb < nsb; sb++) {
