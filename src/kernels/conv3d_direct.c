@@ -19,7 +19,8 @@
 // not depend on the thread count or on which thread ran a unit.
 //
 // Winograd F(2x2x2, 3x3x3) (3x3x3 kernels over even extents whose rows hold whole 32-column
-// tile vectors: the decoders' 32^3-128^3 layers): forward, bwd_data and weight gradient read the
+// tile vectors, or 16-column rows taken two tile rows per vector: the decoders' 16^3-128^3
+// layers): forward, bwd_data and weight gradient read the
 // same padded slabs (of an even number of planes) and run 3.4x fewer multiply-adds; see the
 // section below for the transforms and their layout.
 //
@@ -127,12 +128,15 @@ void ss__dconv_wino_enable(int on)
     g_wino_disabled = !on;
 }
 
-// The forward and bwd_data of a 3 x 3 x 3 kernel over even destination extents with rows of
-// whole 32-column tile vectors go through Winograd F(2x2x2, 3x3x3) (see wino_fwd below).
+// 3 x 3 x 3 kernels over even destination extents whose rows hold whole tile vectors (32k
+// columns, or 16 columns with a multiple of 4 rows: two tile rows per vector) go through
+// Winograd F(2x2x2, 3x3x3) (see wino_fwd below).
 static int wino_suits(const ss__dconv_t *d)
 {
+    int rows = (d->dst[2] % (2 * LANES) == 0 && d->dst[1] % 2 == 0) ||
+               (d->dst[2] == LANES && d->dst[1] % 4 == 0);
     return !g_wino_disabled && d->k[0] == 3 && d->k[1] == 3 && d->k[2] == 3 && d->dst[0] % 2 == 0 &&
-           d->dst[1] % 2 == 0 && d->dst[2] % (2 * LANES) == 0;
+           rows;
 }
 
 static size_t weights_bytes(const ss__dconv_t *d)
@@ -457,15 +461,35 @@ size_t ss__dconv_thread_bytes(const ss__dconv_t *d)
     return fwd > wgrad ? fwd : wgrad;
 }
 
-// Tile vector tv of a tile plane: tile row tv / per_row, 16 tiles from column 32 (tv % per_row).
-static int64_t tile_vectors_per_row(const ss__dconv_t *d)
+// A tile vector's 16 tiles are two runs of 8 along K: lanes 8-15 are the 8 tiles right of lanes
+// 0-7 (rows of 32k columns) or those one tile row below (rows of 16 columns).
+typedef struct {
+    int64_t tj, col; // tile row and output column of lane 0
+} tvec_t;
+
+static int two_rows(const ss__dconv_t *d)
 {
-    return d->dst[2] / (2 * LANES);
+    return d->dst[2] == LANES;
 }
 
 static int64_t tile_vectors_per_plane(const ss__dconv_t *d)
 {
-    return d->dst[1] / 2 * tile_vectors_per_row(d);
+    return two_rows(d) ? d->dst[1] / 4 : d->dst[1] / 2 * (d->dst[2] / (2 * LANES));
+}
+
+static tvec_t tile_vector(const ss__dconv_t *d, int64_t tv)
+{
+    if (two_rows(d)) {
+        return (tvec_t){2 * tv, 0};
+    }
+    int64_t per_row = d->dst[2] / (2 * LANES);
+    return (tvec_t){tv / per_row, tv % per_row * 2 * LANES};
+}
+
+// Floats from lane 0's first column to lane 8's in a plane of rows `row` floats long.
+static int64_t second_run(const ss__dconv_t *d, int64_t row)
+{
+    return two_rows(d) ? 2 * row : LANES;
 }
 
 // The 4 x 4 x 4 transform G g G^T of one 3 x 3 x 3 kernel g (tap t = (a * 3 + b) * 3 + c).
@@ -555,8 +579,8 @@ static inline __attribute__((always_inline)) DC_TARGET __m512 bt_plane(const flo
 // tile's padded source at base: B^T along I (two source planes per row), along K (even and odd
 // columns split by permutes), then along J, all in registers; position (b, c) goes to
 // vc + (b * 4 + c) * ps.
-static inline __attribute__((always_inline)) DC_TARGET void
-input_plane(const float *base, int64_t cols, int64_t plane, float *vc, int64_t ps, const int a)
+static inline __attribute__((always_inline)) DC_TARGET void input_plane(
+    const float *base, int64_t cols, int64_t plane, int64_t seg, float *vc, int64_t ps, const int a)
 {
     const __m512i even =
         _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
@@ -565,9 +589,9 @@ input_plane(const float *base, int64_t cols, int64_t plane, float *vc, int64_t p
 #    pragma GCC unroll 4
     for (int b = 0; b < 4; b++) {
         const float *r = base + b * cols;
-        // Columns 0..31 and 2..33 of the tile vector's 34.
-        __m512 l0 = bt_plane(r, plane, a), l1 = bt_plane(r + LANES, plane, a);
-        __m512 s0 = bt_plane(r + 2, plane, a), s1 = bt_plane(r + 2 + LANES, plane, a);
+        // Columns 0..15 and 2..17 of each run of 8 tiles (the second run seg floats on).
+        __m512 l0 = bt_plane(r, plane, a), l1 = bt_plane(r + seg, plane, a);
+        __m512 s0 = bt_plane(r + 2, plane, a), s1 = bt_plane(r + 2 + seg, plane, a);
         __m512 e = _mm512_permutex2var_ps(l0, even, l1);
         __m512 o = _mm512_permutex2var_ps(l0, odd, l1);
         __m512 e2 = _mm512_permutex2var_ps(s0, even, s1);
@@ -600,30 +624,29 @@ static DC_TARGET void wino_input(const ss__dconv_t *d,
                                  int64_t cs,
                                  int64_t ps)
 {
-    int64_t vpr = tile_vectors_per_row(d), tj = tv / vpr, kv = tv % vpr;
-    int64_t cols = sl->cols, plane = sl->plane;
+    tvec_t t = tile_vector(d, tv);
+    int64_t cols = sl->cols, plane = sl->plane, seg = second_run(d, cols);
     for (int64_t s = 0; s < d->cin; s++) {
-        const float *base =
-            pad + s * sl->chan + 2 * lt * sl->plane + 2 * tj * sl->cols + kv * 2 * LANES;
+        const float *base = pad + s * sl->chan + 2 * lt * sl->plane + 2 * t.tj * cols + t.col;
         float *vc = vo + s * cs;
         switch (a) {
         case 0:
-            input_plane(base, cols, plane, vc, ps, 0);
+            input_plane(base, cols, plane, seg, vc, ps, 0);
             break;
         case 1:
-            input_plane(base, cols, plane, vc, ps, 1);
+            input_plane(base, cols, plane, seg, vc, ps, 1);
             break;
         case 2:
-            input_plane(base, cols, plane, vc, ps, 2);
+            input_plane(base, cols, plane, seg, vc, ps, 2);
             break;
         case 3:
-            input_plane(base, cols, plane, vc, ps, 3);
+            input_plane(base, cols, plane, seg, vc, ps, 3);
             break;
         default:
-            input_plane(base, cols, plane, vc, ps, 0);
-            input_plane(base, cols, plane, vc + 16 * ps, ps, 1);
-            input_plane(base, cols, plane, vc + 32 * ps, ps, 2);
-            input_plane(base, cols, plane, vc + 48 * ps, ps, 3);
+            input_plane(base, cols, plane, seg, vc, ps, 0);
+            input_plane(base, cols, plane, seg, vc + 16 * ps, ps, 1);
+            input_plane(base, cols, plane, seg, vc + 32 * ps, ps, 2);
+            input_plane(base, cols, plane, seg, vc + 48 * ps, ps, 3);
         }
     }
 }
@@ -701,8 +724,8 @@ static DC_TARGET void wino_output(const ss__dconv_t *d,
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi =
         _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-    int64_t vpr = tile_vectors_per_row(d), tj = tv / vpr, kv = tv % vpr;
-    int64_t rows = d->dst[1], width = d->dst[2];
+    tvec_t t = tile_vector(d, tv);
+    int64_t rows = d->dst[1], width = d->dst[2], seg = second_run(d, width);
     const float *m = M + (o * WN_NV + v) * LANES;
     int64_t pst = wino_mstride(d);
     __m512 bv = _mm512_set1_ps(bias);
@@ -744,13 +767,13 @@ static DC_TARGET void wino_output(const ss__dconv_t *d,
     }
 #    pragma GCC unroll 2
     for (int ya = 0; ya < 2; ya++) {
-        float *out = dst + (sl->i0 + 2 * lt + ya) * rows * width + 2 * tj * width + kv * 2 * LANES;
+        float *out = dst + (sl->i0 + 2 * lt + ya) * rows * width + 2 * t.tj * width + t.col;
 #    pragma GCC unroll 2
         for (int yb = 0; yb < 2; yb++) {
             // Even and odd output columns of the 16 tiles, interleaved.
             __m512 e = _mm512_add_ps(y[ya][yb][0], bv), f = _mm512_add_ps(y[ya][yb][1], bv);
             _mm512_storeu_ps(out + yb * width, _mm512_permutex2var_ps(e, lo, f));
-            _mm512_storeu_ps(out + yb * width + LANES, _mm512_permutex2var_ps(e, hi, f));
+            _mm512_storeu_ps(out + yb * width + seg, _mm512_permutex2var_ps(e, hi, f));
         }
     }
 }
@@ -911,10 +934,10 @@ static DC_TARGET void wino_dy(const ss__dconv_t *d,
     const __m512i even =
         _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    int64_t vpr = tile_vectors_per_row(d), tj = tv / vpr, kv = tv % vpr;
-    int64_t rows = d->dst[1], width = d->dst[2], plane = rows * width;
+    tvec_t t = tile_vector(d, tv);
+    int64_t rows = d->dst[1], width = d->dst[2], plane = rows * width, seg = second_run(d, width);
     // A's row a along I: which of the tile's two dy planes enter, and with which sign.
-    const float *r0 = dy + (sl->i0 + 2 * lt) * plane + 2 * tj * width + kv * 2 * LANES;
+    const float *r0 = dy + (sl->i0 + 2 * lt) * plane + 2 * t.tj * width + t.col;
     for (int64_t o = 0; o < d->cout; o++) {
         const float *r = r0 + o * d->dst_sc;
         __m512 z[2][2]; // [row][even / odd column] after A along I
@@ -924,7 +947,7 @@ static DC_TARGET void wino_dy(const ss__dconv_t *d,
 #    pragma GCC unroll 2
             for (int ya = 0; ya < 2; ya++) {
                 const float *q = r + ya * plane + yb * width;
-                __m512 l0 = _mm512_loadu_ps(q), l1 = _mm512_loadu_ps(q + LANES);
+                __m512 l0 = _mm512_loadu_ps(q), l1 = _mm512_loadu_ps(q + seg);
                 y[ya][0] = _mm512_permutex2var_ps(l0, even, l1);
                 y[ya][1] = _mm512_permutex2var_ps(l0, odd, l1);
             }
