@@ -195,9 +195,16 @@ static size_t slab_bytes(const ss__dconv_t *d)
 
 static size_t wgrad_shared_bytes(const ss__dconv_t *d);
 
+// The shared workspace: repacked weights, the plane's vector groups, the padded slab, then the
+// Winograd weight gradient's sums; the per-thread blocks follow it.
 size_t ss__dconv_work_bytes(const ss__dconv_t *d)
 {
     return weights_bytes(d) + groups_bytes(d) + slab_bytes(d) + wgrad_shared_bytes(d);
+}
+
+static float *work_slab(void *work, const ss__dconv_t *d)
+{
+    return (float *)((char *)work + weights_bytes(d) + groups_bytes(d));
 }
 
 // Lanes l < n of a vector.
@@ -269,6 +276,12 @@ static void fill_slab(const ss__dconv_t *d, slab_t *sl, float *pad, const float 
 // wr[block][s][tap][lane] = weight of destination channel block * width + lane from source
 // channel s, zero for padding lanes. flip 0: w is (cout, cin, k) (a forward); flip 1: w is
 // (cin, cout, k) with every tap reversed (bwd_data as the forward of dy).
+static float tap_weight(
+    const float *w, const ss__dconv_t *d, int flip, int64_t o, int64_t s, int64_t t, int64_t kvol)
+{
+    return flip ? w[(s * d->cout + o) * kvol + (kvol - 1 - t)] : w[(o * d->cin + s) * kvol + t];
+}
+
 static void repack(float *wr, const float *w, const ss__dconv_t *d, int flip)
 {
     int64_t kvol = d->k[0] * d->k[1] * d->k[2], pc = padded_channels(d);
@@ -278,12 +291,8 @@ static void repack(float *wr, const float *w, const ss__dconv_t *d, int flip)
         float *blk = wr + o0 * d->cin * kvol;
         for (int64_t s = 0; s < d->cin; s++) {
             for (int64_t t = 0; t < kvol; t++) {
-                float v = 0.0f;
-                if (o < d->cout) {
-                    v = flip ? w[(s * d->cout + o) * kvol + (kvol - 1 - t)]
-                             : w[(o * d->cin + s) * kvol + t];
-                }
-                blk[(s * kvol + t) * width + lane] = v;
+                blk[(s * kvol + t) * width + lane] =
+                    o < d->cout ? tap_weight(w, d, flip, o, s, t, kvol) : 0.0f;
             }
         }
     }
@@ -427,8 +436,8 @@ static void run_group(const ss__dconv_t *d,
 // decoder's 16-32 channel layers the forward and bwd_data run on 3.4x fewer FMAs, and the
 // transforms (adds and lane permutes, linear in the channels) cost far less than that saving.
 //
-// Vectors hold 16 tiles along K (32 output columns): a work item is WN_NV such tile vectors of
-// one tile plane (two output planes of the slab). Per item and thread:
+// Vectors hold 16 tiles (tvec_t: two runs of 8 along K): a work item is WN_NV such tile vectors
+// of one tile plane (two output planes of the slab). Per item and thread:
 //   V[p][s][v][16]  transformed source, p = (a * 4 + b) * 4 + c the position in the 4^3 tile;
 //   M[p][o][v][16]  per position, the product over source channels (a register block of 8
 //                   destination channels x WN_NV vectors, as in the direct forward);
@@ -459,6 +468,13 @@ size_t ss__dconv_thread_bytes(const ss__dconv_t *d)
     size_t fwd = sizeof(float) * (size_t)(WN_POS * (wino_vstride(d) + wino_mstride(d)));
     size_t wgrad = wgrad_thread_bytes(d);
     return fwd > wgrad ? fwd : wgrad;
+}
+
+// The calling thread's block, after the shared workspace (inside a parallel region).
+static float *work_thread(void *work, const ss__dconv_t *d)
+{
+    return (float *)((char *)work + ss__dconv_work_bytes(d) +
+                     (size_t)omp_get_thread_num() * ss__dconv_thread_bytes(d));
 }
 
 // A tile vector's 16 tiles are two runs of 8 along K: lanes 8-15 are the 8 tiles right of lanes
@@ -492,37 +508,32 @@ static int64_t second_run(const ss__dconv_t *d, int64_t row)
     return two_rows(d) ? 2 * row : LANES;
 }
 
+// G along one axis: 3 values -> 4 at out[0], out[os], out[2 os], out[3 os].
+static void g_rows(float *out, int64_t os, float g0, float g1, float g2)
+{
+    out[0] = g0;
+    out[os] = 0.5f * (g0 + g1 + g2);
+    out[2 * os] = 0.5f * (g0 - g1 + g2);
+    out[3 * os] = g2;
+}
+
 // The 4 x 4 x 4 transform G g G^T of one 3 x 3 x 3 kernel g (tap t = (a * 3 + b) * 3 + c).
 static void wino_kernel(float u[WN_POS], const float g[27])
 {
     float t1[4][3][3], t2[4][4][3];
     for (int b = 0; b < 3; b++) {
         for (int c = 0; c < 3; c++) {
-            float g0 = g[(0 * 3 + b) * 3 + c], g1 = g[(1 * 3 + b) * 3 + c];
-            float g2 = g[(2 * 3 + b) * 3 + c];
-            t1[0][b][c] = g0;
-            t1[1][b][c] = 0.5f * (g0 + g1 + g2);
-            t1[2][b][c] = 0.5f * (g0 - g1 + g2);
-            t1[3][b][c] = g2;
+            g_rows(&t1[0][b][c], 9, g[b * 3 + c], g[9 + b * 3 + c], g[18 + b * 3 + c]);
         }
     }
     for (int a = 0; a < 4; a++) {
         for (int c = 0; c < 3; c++) {
-            float g0 = t1[a][0][c], g1 = t1[a][1][c], g2 = t1[a][2][c];
-            t2[a][0][c] = g0;
-            t2[a][1][c] = 0.5f * (g0 + g1 + g2);
-            t2[a][2][c] = 0.5f * (g0 - g1 + g2);
-            t2[a][3][c] = g2;
+            g_rows(&t2[a][0][c], 3, t1[a][0][c], t1[a][1][c], t1[a][2][c]);
         }
     }
     for (int a = 0; a < 4; a++) {
         for (int b = 0; b < 4; b++) {
-            float g0 = t2[a][b][0], g1 = t2[a][b][1], g2 = t2[a][b][2];
-            float *r = u + (a * 4 + b) * 4;
-            r[0] = g0;
-            r[1] = 0.5f * (g0 + g1 + g2);
-            r[2] = 0.5f * (g0 - g1 + g2);
-            r[3] = g2;
+            g_rows(u + (a * 4 + b) * 4, 1, t2[a][b][0], t2[a][b][1], t2[a][b][2]);
         }
     }
 }
@@ -538,7 +549,7 @@ static void wino_repack(float *wu, const float *w, const ss__dconv_t *d, int fli
         for (int64_t s = 0; s < d->cin; s++) {
             float g[27] = {0}, u[WN_POS];
             for (int t = 0; t < 27 && o < d->cout; t++) {
-                g[t] = flip ? w[(s * d->cout + o) * 27 + (26 - t)] : w[(o * d->cin + s) * 27 + t];
+                g[t] = tap_weight(w, d, flip, o, s, t, 27);
             }
             wino_kernel(u, g);
             for (int p = 0; p < WN_POS; p++) {
@@ -546,6 +557,18 @@ static void wino_repack(float *wu, const float *w, const ss__dconv_t *d, int fli
             }
         }
     }
+}
+
+// Permute indices that take the even (odd) lanes of two vectors: lanes 0-7 from the first,
+// 8-15 from the second (even and odd columns of two runs of 8 tiles).
+static inline __attribute__((always_inline)) DC_TARGET __m512i even_lanes(void)
+{
+    return _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+}
+
+static inline __attribute__((always_inline)) DC_TARGET __m512i odd_lanes(void)
+{
+    return _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
 }
 
 // B^T in place on four vectors.
@@ -582,9 +605,7 @@ static inline __attribute__((always_inline)) DC_TARGET __m512 bt_plane(const flo
 static inline __attribute__((always_inline)) DC_TARGET void input_plane(
     const float *base, int64_t cols, int64_t plane, int64_t seg, float *vc, int64_t ps, const int a)
 {
-    const __m512i even =
-        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const __m512i even = even_lanes(), odd = odd_lanes();
     __m512 t[4][4];
 #    pragma GCC unroll 4
     for (int b = 0; b < 4; b++) {
@@ -700,7 +721,7 @@ wino_product_4(const float *vp, const float *ub, float *mp, int64_t cin)
     wino_product(vp, ub, mp, cin, NARROW);
 }
 
-// A^T m for the vectors of one line of 4 positions (stride st apart): two results.
+// A^T m for the vectors of one line of 4 positions: two results.
 static inline __attribute__((always_inline)) DC_TARGET void
 at4(const __m512 *m, __m512 *y0, __m512 *y1)
 {
@@ -710,7 +731,8 @@ at4(const __m512 *m, __m512 *y0, __m512 *y1)
 }
 
 // The 2 x 2 x 2 outputs of the 16 tiles of vector v from M (destination channel o), plus bias,
-// into the destination: planes 2 lt, 2 lt + 1 of the slab, rows 2 tj, 2 tj + 1, 32 columns.
+// into the destination: planes 2 lt, 2 lt + 1 of the slab, each run of 8 tiles 2 rows x 16
+// columns.
 static DC_TARGET void wino_output(const ss__dconv_t *d,
                                   const slab_t *sl,
                                   const float *M,
@@ -823,14 +845,12 @@ static void wino_fwd(const ss__dconv_t *d,
                      const volatile int *cancel)
 {
     float *wu = work;
-    float *pad = (float *)((char *)work + weights_bytes(d) + groups_bytes(d));
-    char *threads = (char *)work + ss__dconv_work_bytes(d);
-    size_t tb = ss__dconv_thread_bytes(d);
+    float *pad = work_slab(work, d);
     slab_t sl = slab_make(d, 1);
     int64_t ntv = tile_vectors_per_plane(d), ng = (ntv + WN_NV - 1) / WN_NV;
 #    pragma omp parallel num_threads(nt)
     {
-        float *V = (float *)(threads + (size_t)omp_get_thread_num() * tb);
+        float *V = work_thread(work, d);
         float *M = V + WN_POS * wino_vstride(d);
         // A short item's missing vectors are multiplied but never stored; zeros keep them finite.
         memset(V, 0, sizeof(float) * (size_t)(WN_POS * wino_vstride(d)));
@@ -931,12 +951,9 @@ static DC_TARGET void wino_dy(const ss__dconv_t *d,
                               int64_t cs,
                               int64_t ps)
 {
-    const __m512i even =
-        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const __m512i even = even_lanes(), odd = odd_lanes();
     tvec_t t = tile_vector(d, tv);
     int64_t rows = d->dst[1], width = d->dst[2], plane = rows * width, seg = second_run(d, width);
-    // A's row a along I: which of the tile's two dy planes enter, and with which sign.
     const float *r0 = dy + (sl->i0 + 2 * lt) * plane + 2 * t.tj * width + t.col;
     for (int64_t o = 0; o < d->cout; o++) {
         const float *r = r0 + o * d->dst_sc;
@@ -951,19 +968,8 @@ static DC_TARGET void wino_dy(const ss__dconv_t *d,
                 y[ya][0] = _mm512_permutex2var_ps(l0, even, l1);
                 y[ya][1] = _mm512_permutex2var_ps(l0, odd, l1);
             }
-            switch (a) {
-            case 0:
-                z[yb][0] = a_row(y[0][0], y[1][0], 0), z[yb][1] = a_row(y[0][1], y[1][1], 0);
-                break;
-            case 1:
-                z[yb][0] = a_row(y[0][0], y[1][0], 1), z[yb][1] = a_row(y[0][1], y[1][1], 1);
-                break;
-            case 2:
-                z[yb][0] = a_row(y[0][0], y[1][0], 2), z[yb][1] = a_row(y[0][1], y[1][1], 2);
-                break;
-            default:
-                z[yb][0] = a_row(y[0][0], y[1][0], 3), z[yb][1] = a_row(y[0][1], y[1][1], 3);
-            }
+            // Row a of A along I (the same for every channel: a predictable branch).
+            z[yb][0] = a_row(y[0][0], y[1][0], a), z[yb][1] = a_row(y[0][1], y[1][1], a);
         }
         float *mo = dm + o * cs;
 #    pragma GCC unroll 4
@@ -1053,33 +1059,33 @@ static DC_TARGET __attribute__((noinline)) void wgrad_product(const float *xp,
     }
 }
 
-// G^T u G of one (o, s): 4 x 4 x 4 -> 3 x 3 x 3, rows (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0),
-// (0, 1/2, 1/2, 1) along each axis.
+// G^T along one axis, rows (1, 1/2, 1/2, 0), (0, 1/2, -1/2, 0), (0, 1/2, 1/2, 1): 4 values ->
+// 3 at out[0], out[os], out[2 os].
+static void gt_rows(float *out, int64_t os, float r0, float r1, float r2, float r3)
+{
+    out[0] = r0 + 0.5f * (r1 + r2);
+    out[os] = 0.5f * (r1 - r2);
+    out[2 * os] = 0.5f * (r1 + r2) + r3;
+}
+
+// G^T u G of one (o, s): 4 x 4 x 4 -> 3 x 3 x 3 (tap t = (a * 3 + b) * 3 + c).
 static void wino_kernel_grad(float g[27], const float u[WN_POS])
 {
     float t1[4][4][3], t2[4][3][3];
     for (int a = 0; a < 4; a++) {
         for (int b = 0; b < 4; b++) {
             const float *r = u + (a * 4 + b) * 4;
-            t1[a][b][0] = r[0] + 0.5f * (r[1] + r[2]);
-            t1[a][b][1] = 0.5f * (r[1] - r[2]);
-            t1[a][b][2] = 0.5f * (r[1] + r[2]) + r[3];
+            gt_rows(t1[a][b], 1, r[0], r[1], r[2], r[3]);
         }
     }
     for (int a = 0; a < 4; a++) {
         for (int c = 0; c < 3; c++) {
-            float r0 = t1[a][0][c], r1 = t1[a][1][c], r2 = t1[a][2][c], r3 = t1[a][3][c];
-            t2[a][0][c] = r0 + 0.5f * (r1 + r2);
-            t2[a][1][c] = 0.5f * (r1 - r2);
-            t2[a][2][c] = 0.5f * (r1 + r2) + r3;
+            gt_rows(&t2[a][0][c], 3, t1[a][0][c], t1[a][1][c], t1[a][2][c], t1[a][3][c]);
         }
     }
     for (int b = 0; b < 3; b++) {
         for (int c = 0; c < 3; c++) {
-            float r0 = t2[0][b][c], r1 = t2[1][b][c], r2 = t2[2][b][c], r3 = t2[3][b][c];
-            g[(0 * 3 + b) * 3 + c] = r0 + 0.5f * (r1 + r2);
-            g[(1 * 3 + b) * 3 + c] = 0.5f * (r1 - r2);
-            g[(2 * 3 + b) * 3 + c] = 0.5f * (r1 + r2) + r3;
+            gt_rows(g + b * 3 + c, 9, t2[0][b][c], t2[1][b][c], t2[2][b][c], t2[3][b][c]);
         }
     }
 }
@@ -1124,10 +1130,8 @@ static void wino_bwd_weight(const ss__dconv_t *d,
                             int nt,
                             const volatile int *cancel)
 {
-    float *pad = (float *)((char *)work + weights_bytes(d) + groups_bytes(d));
+    float *pad = work_slab(work, d);
     float *total = (float *)((char *)pad + slab_bytes(d)), *units = total + wgu_floats(d);
-    char *threads = (char *)work + ss__dconv_work_bytes(d);
-    size_t tb = ss__dconv_thread_bytes(d);
     slab_t sl = slab_make(d, 1);
     int64_t uf = wgu_floats(d);
     __m512i ia[4], ib[4];
@@ -1135,7 +1139,7 @@ static void wino_bwd_weight(const ss__dconv_t *d,
     memset(total, 0, sizeof(float) * (size_t)uf);
 #    pragma omp parallel num_threads(nt)
     {
-        float *X = (float *)(threads + (size_t)omp_get_thread_num() * tb);
+        float *X = work_thread(work, d);
         float *D = X + 16 * wgx_stride(d);
         // Channel padding (to whole 4 x 4 blocks) is never written: zeros.
         memset(X, 0, wgrad_thread_bytes(d));
@@ -1190,7 +1194,7 @@ void ss__dconv_fwd(const ss__dconv_t *d,
     }
     float *wr = work;
     group_t *groups = (group_t *)((char *)work + weights_bytes(d));
-    float *pad = (float *)((char *)groups + groups_bytes(d));
+    float *pad = work_slab(work, d);
     slab_t sl = slab_make(d, 0);
     plane_groups(d, &sl, groups);
     int64_t ng = groups_per_plane(d);
@@ -1338,7 +1342,7 @@ void ss__dconv_bwd_weight(const ss__dconv_t *d,
         return;
     }
     // The workspace's layout is the forward's (weights, groups, slab); only the slab is used.
-    float *pad = (float *)((char *)work + weights_bytes(d) + groups_bytes(d));
+    float *pad = work_slab(work, d);
     slab_t sl = slab_make(d, 0);
     int64_t nob = (d->cout + WG_CH - 1) / WG_CH, units = nob * d->cin * d->k[0];
     int64_t kvol = d->k[0] * d->k[1] * d->k[2];

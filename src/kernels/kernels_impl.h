@@ -61,7 +61,8 @@ typedef struct {
 // reach the GEMM paths on an AVX-512 machine).
 int ss__dconv_suits(const ss__dconv_t *d, int wgrad);
 void ss__dconv_enable(int on);
-// 0 turns the Winograd forward / bwd_data off (the direct loops then take every shape), 1 on.
+// 0 turns the Winograd forward, bwd_data and weight gradient off (the direct loops then take
+// every shape), 1 on.
 void ss__dconv_wino_enable(int on);
 // Workspace of either call below (64-byte aligned): ss__dconv_work_bytes shared bytes, then
 // ss__dconv_thread_bytes per thread (both multiples of 64).
