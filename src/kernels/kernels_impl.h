@@ -64,6 +64,10 @@ void ss__dconv_enable(int on);
 // 0 turns the Winograd forward, bwd_data and weight gradient off (the direct loops then take
 // every shape), 1 on.
 void ss__dconv_wino_enable(int on);
+
+// 0 makes the Adam steps and sums of squares take the portable loops on an AVX-512 machine too
+// (tests compare the two), 1 lets them use AVX-512 where the CPU has it.
+void ss__optim_vector_enable(int on);
 // Workspace of either call below (64-byte aligned): ss__dconv_work_bytes shared bytes, then
 // ss__dconv_thread_bytes per thread (both multiples of 64).
 size_t ss__dconv_work_bytes(const ss__dconv_t *d);
