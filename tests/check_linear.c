@@ -8,6 +8,7 @@
 
 #include "shardseg/linear.h"
 
+#include "kernels_impl.h"
 #include "ref/linear_ref.h"
 #include "testutil.h"
 
@@ -237,6 +238,78 @@ START_TEST(test_threads_invariant)
 }
 END_TEST
 
+// The small-token kernels (ex->work of ss_linear_workspace_size bytes, at most 64 tokens, an
+// AVX-512 CPU) against the double reference: bias or none, dw overwritten (NaN before: never
+// read) and accumulated (beta 1), widths that do not fill a register block, panel or vector
+// (unaligned dw rows), 1-3 threads bit-identical. Where the CPU lacks them the size is 0 and the
+// calls take OpenBLAS: the test then checks that path with a workspace present.
+START_TEST(test_small_tokens)
+{
+    static const lshape_t shapes[] = {{1, 1, 1},     {5, 13, 7},    {17, 100, 259},
+                                      {64, 65, 131}, {64, 768, 96}, {63, 33, 1}};
+    ck_assert_uint_eq(ss_linear_workspace_size(65, 768, 768, 2), 0);
+    ck_assert_uint_eq(ss_linear_workspace_size(0, 768, 768, 2), 0);
+    const lshape_t *d = &shapes[_i];
+    size_t bytes = ss_linear_workspace_size(d->t, d->in, d->out, MAX_THREADS);
+    void *work = bytes ? aligned_alloc(64, (bytes + 63) / 64 * 64) : NULL;
+    fix_t f, first = {0};
+    fix_make(&f, d, 60 + (uint64_t)_i);
+    double *x = ss_test_to_f64(&f.x), *w = ss_test_to_f64(&f.w), *b = ss_test_to_f64(&f.b);
+    double *dy = ss_test_to_f64(&f.dy), *y = ss_test_dalloc(d->t * d->out);
+    double *dw = ss_test_dalloc(d->out * d->in), *db = ss_test_dalloc(d->out);
+    ss_ref_linear_fwd(y, x, w, b, d->t, d->in, d->out);
+    ss_ref_linear_bwd_weight(dw, db, dy, x, d->t, d->in, d->out);
+    for (int nt = 1; nt <= MAX_THREADS; nt++) {
+        ss_exec_t ex = {nt, work, bytes, NULL};
+        fill_nan(&f.y);
+        fill_nan(&f.dw);
+        ck_assert_int_eq(ss_linear_fwd(&f.y, &f.x, &f.w, &f.b, &ex, NULL), SS_OK);
+        ck_assert_int_eq(ss_linear_bwd_weight(&f.dw, &f.db, &f.dy, &f.x, 0.0f, &ex, NULL), SS_OK);
+        expect_close(&f.y, y, 1e-6 * (double)d->in, 1e-5, "y (small tokens)", _i);
+        expect_close(&f.dw, dw, 1e-6 * (double)d->t, 1e-5, "dw (small tokens)", _i);
+        if (nt == 1) {
+            first = f;
+            first.y.data = malloc(ss_tensor_nbytes(&f.y));
+            first.dw.data = malloc(ss_tensor_nbytes(&f.dw));
+            memcpy(first.y.data, f.y.data, ss_tensor_nbytes(&f.y));
+            memcpy(first.dw.data, f.dw.data, ss_tensor_nbytes(&f.dw));
+        } else if (bytes > 0) {
+            ck_assert_msg(memcmp(first.y.data, f.y.data, ss_tensor_nbytes(&f.y)) == 0,
+                          "case %d: y differs between 1 and %d threads", _i, nt);
+            ck_assert_msg(memcmp(first.dw.data, f.dw.data, ss_tensor_nbytes(&f.dw)) == 0,
+                          "case %d: dw differs between 1 and %d threads", _i, nt);
+        }
+        // Accumulate: beta 1 adds a second dw.
+        ck_assert_int_eq(ss_linear_bwd_weight(&f.dw, NULL, &f.dy, &f.x, 1.0f, &ex, NULL), SS_OK);
+        for (int64_t i = 0; i < d->out * d->in; i++) {
+            dw[i] *= 2;
+        }
+        expect_close(&f.dw, dw, 2e-6 * (double)d->t, 1e-5, "dw accumulated (small tokens)", _i);
+        for (int64_t i = 0; i < d->out * d->in; i++) {
+            dw[i] /= 2;
+        }
+        // Without a bias y is overwritten (NaN before).
+        fill_nan(&f.y);
+        ck_assert_int_eq(ss_linear_fwd(&f.y, &f.x, &f.w, NULL, &ex, NULL), SS_OK);
+        double *y0 = ss_test_dalloc(d->t * d->out);
+        ss_ref_linear_fwd(y0, x, w, NULL, d->t, d->in, d->out);
+        expect_close(&f.y, y0, 1e-6 * (double)d->in, 1e-5, "y no bias (small tokens)", _i);
+        free(y0);
+    }
+    free(first.y.data);
+    free(first.dw.data);
+    free(x);
+    free(w);
+    free(b);
+    free(dy);
+    free(y);
+    free(dw);
+    free(db);
+    free(work);
+    fix_free(&f);
+}
+END_TEST
+
 // A token shard's rows of y equal the whole tensor's rows (within the float tolerance: the BLAS
 // may block a shorter matrix differently).
 START_TEST(test_token_shard)
@@ -432,6 +505,7 @@ static Suite *linear_suite(void)
     tcase_add_loop_test(tc, test_fwd_vs_ref, 0, NSHAPES);
     tcase_add_loop_test(tc, test_golden, 0, 2);
     tcase_add_loop_test(tc, test_threads_invariant, 0, NSHAPES);
+    tcase_add_loop_test(tc, test_small_tokens, 0, 6);
     tcase_add_test(tc, test_token_shard);
     tcase_add_test(tc, test_bad_args);
     suite_add_tcase(s, tc);

@@ -20,7 +20,11 @@
 // (SkylakeX: yes; Haswell/Zen: last-bit differences), so y, dx, dw are thread-count invariant to
 // float rounding only. db is a column sum in a fixed per-column order (double accumulators):
 // bit-identical for any thread count.
-// Ownership: all borrowed. Threading: reentrant; call outside a parallel region. No workspace.
+// Workspace (optional): with ex->work of at least ss_linear_workspace_size() bytes, the forward
+// and the weight gradient of at most 64 tokens (a ViT on 64^3 volumes, or one rank's slab of a
+// longer sequence) run AVX-512 kernels that read w (write dw) once, where the CPU has them;
+// their y and dw are bit-identical for any thread count. Without it they run on OpenBLAS.
+// Ownership: all borrowed. Threading: reentrant; call outside a parallel region.
 // Outputs must not overlap inputs.
 #ifndef SS_LINEAR_H
 #define SS_LINEAR_H
@@ -32,6 +36,11 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+// Bytes of ex->work that let calls over `tokens` rows of (in, out) features with up to
+// `nthreads` threads take the small-token kernels; 0 where they do not apply (more than 64
+// tokens, or a CPU without AVX-512).
+size_t ss_linear_workspace_size(int64_t tokens, int64_t in, int64_t out, int nthreads);
 
 // OUT y = x w^T + b.
 ss_status_t ss_linear_fwd(ss_tensor_t *y,

@@ -65,6 +65,32 @@ void ss__dconv_enable(int on);
 // every shape), 1 on.
 void ss__dconv_wino_enable(int on);
 
+// linear_small.c: forward and weight gradient of linear layers over 1..64 tokens (AVX-512).
+// ss__lin_small_suits: the CPU has the kernels, they are enabled (tests turn them off with
+// ss__lin_small_enable(0)) and 1 <= t <= 64. Both calls need work of ss__lin_small_work_bytes
+// (64-byte aligned); beta as in linear.h (0: y / dw never read).
+int ss__lin_small_suits(int64_t t);
+void ss__lin_small_enable(int on);
+size_t ss__lin_small_work_bytes(int64_t in, int64_t out, int nthreads);
+void ss__lin_small_fwd(float *y,
+                       const float *x,
+                       const float *w,
+                       int64_t t,
+                       int64_t in,
+                       int64_t out,
+                       float beta,
+                       float *work,
+                       int nt);
+void ss__lin_small_dw(float *dw,
+                      const float *dy,
+                      const float *x,
+                      int64_t t,
+                      int64_t in,
+                      int64_t out,
+                      float beta,
+                      float *work,
+                      int nt);
+
 // 0 makes the Adam steps and sums of squares take the portable loops on an AVX-512 machine too
 // (tests compare the two), 1 lets them use AVX-512 where the CPU has it.
 void ss__optim_vector_enable(int on);

@@ -13,7 +13,6 @@
 
 #include "kernels_impl.h"
 
-
 // Columns per work item of the bias-gradient column sums: 256 doubles of accumulators (2 KiB)
 // and 1 KiB of each dy row per step.
 #define DB_COLS 256
@@ -92,6 +91,21 @@ static ss_status_t bias_check(const ss_tensor_t *b, const char *name, int64_t ou
     return SS_OK;
 }
 
+size_t ss_linear_workspace_size(int64_t tokens, int64_t in, int64_t out, int nthreads)
+{
+    if (tokens < 0 || in < 0 || out < 0 || !ss__lin_small_suits(tokens)) {
+        return 0;
+    }
+    return ss__lin_small_work_bytes(in, out, nthreads < 1 ? 1 : nthreads);
+}
+
+// 1 when the small-token kernels take this call: the CPU has them and ex->work holds theirs.
+static int small_tokens(const lin_dims_t *d, const ss_exec_t *ex)
+{
+    return ss__lin_small_suits(d->t) && ex->work != NULL &&
+           ex->work_bytes >= ss__lin_small_work_bytes(d->in, d->out, ex->nthreads);
+}
+
 // Every row of y (t, out) set to b: the GEMM then accumulates onto it (beta = 1), which costs one
 // write pass instead of a separate read-modify-write pass after the GEMM.
 static void fill_rows(float *y, const float *b, int64_t t, int64_t out, int nt)
@@ -121,7 +135,10 @@ ss_status_t ss_linear_fwd(ss_tensor_t *y,
     } else if (d.in == 0) {
         memset(yp, 0, (size_t)(d.t * d.out) * sizeof(float));
     }
-    if (d.in > 0) {
+    if (d.in > 0 && small_tokens(&d, ex)) {
+        ss__lin_small_fwd(yp, ss_tensor_f32(x), ss_tensor_f32(w), d.t, d.in, d.out, b ? 1.0f : 0.0f,
+                          ex->work, ex->nthreads);
+    } else if (d.in > 0) {
         ss_gemm(SS_NO_TRANS, SS_TRANS, d.t, d.out, d.in, 1.0f, ss_tensor_f32(x), d.in,
                 ss_tensor_f32(w), d.in, b ? 1.0f : 0.0f, yp, d.out, ex);
     }
@@ -205,6 +222,9 @@ ss_status_t ss_linear_bwd_weight(ss_tensor_t *dw,
     }
     if (d.t == 0) {
         scale_or_zero(ss_tensor_f32(dw), d.out * d.in, beta);
+    } else if (d.in > 0 && small_tokens(&d, ex)) {
+        ss__lin_small_dw(ss_tensor_f32(dw), ss_tensor_f32(dy), ss_tensor_f32(x), d.t, d.in, d.out,
+                         beta, ex->work, ex->nthreads);
     } else if (d.in > 0) {
         // dw (out, in) = dy^T (out, t) * x (t, in)
         ss_gemm(SS_TRANS, SS_NO_TRANS, d.out, d.in, d.t, 1.0f, ss_tensor_f32(dy), d.out,

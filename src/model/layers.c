@@ -518,6 +518,8 @@ ss_status_t tblock_init(ss_model_t *m,
     ss_attention_params_t ap = {0};
     model_need_work(m, ss_layernorm_workspace_size(&xd));
     model_need_work(m, ss_attention_workspace_size(batch, tokens, heads, &ap, m->plan.nthreads));
+    int64_t rows = batch * tokens, widest = mlp > 3 * hidden ? mlp : 3 * hidden;
+    model_need_work(m, ss_linear_workspace_size(rows, widest, widest, m->plan.nthreads));
     return SS_OK;
 }
 
