@@ -239,7 +239,7 @@ START_TEST(test_threads_invariant)
 END_TEST
 
 // The small-token kernels (ex->work of ss_linear_workspace_size bytes, at most 64 tokens, an
-// AVX-512 CPU) against the double reference: bias or none, dw overwritten (NaN before: never
+// AVX-512 CPU) against the double reference: bias or none, dx and dw overwritten (NaN before: never
 // read) and accumulated (beta 1), widths that do not fill a register block, panel or vector
 // (unaligned dw rows), 1-3 threads bit-identical. Where the CPU lacks them the size is 0 and the
 // calls take OpenBLAS: the test then checks that path with a workspace present.
@@ -259,8 +259,21 @@ START_TEST(test_small_tokens)
     double *dw = ss_test_dalloc(d->out * d->in), *db = ss_test_dalloc(d->out);
     ss_ref_linear_fwd(y, x, w, b, d->t, d->in, d->out);
     ss_ref_linear_bwd_weight(dw, db, dy, x, d->t, d->in, d->out);
+    double *dx = ss_test_dalloc(d->t * d->in);
+    ss_ref_linear_bwd_data(dx, dy, w, d->t, d->in, d->out);
     for (int nt = 1; nt <= MAX_THREADS; nt++) {
         ss_exec_t ex = {nt, work, bytes, NULL};
+        fill_nan(&f.dx);
+        ck_assert_int_eq(ss_linear_bwd_data(&f.dx, &f.dy, &f.w, 0.0f, &ex, NULL), SS_OK);
+        expect_close(&f.dx, dx, 1e-6 * (double)d->out, 1e-5, "dx (small tokens)", _i);
+        ck_assert_int_eq(ss_linear_bwd_data(&f.dx, &f.dy, &f.w, 1.0f, &ex, NULL), SS_OK);
+        for (int64_t i = 0; i < d->t * d->in; i++) {
+            dx[i] *= 2;
+        }
+        expect_close(&f.dx, dx, 2e-6 * (double)d->out, 1e-5, "dx accumulated (small tokens)", _i);
+        for (int64_t i = 0; i < d->t * d->in; i++) {
+            dx[i] /= 2;
+        }
         fill_nan(&f.y);
         fill_nan(&f.dw);
         ck_assert_int_eq(ss_linear_fwd(&f.y, &f.x, &f.w, &f.b, &ex, NULL), SS_OK);
@@ -305,6 +318,7 @@ START_TEST(test_small_tokens)
     free(y);
     free(dw);
     free(db);
+    free(dx);
     free(work);
     fix_free(&f);
 }

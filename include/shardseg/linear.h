@@ -20,10 +20,10 @@
 // (SkylakeX: yes; Haswell/Zen: last-bit differences), so y, dx, dw are thread-count invariant to
 // float rounding only. db is a column sum in a fixed per-column order (double accumulators):
 // bit-identical for any thread count.
-// Workspace (optional): with ex->work of at least ss_linear_workspace_size() bytes, the forward
-// and the weight gradient of at most 64 tokens (a ViT on 64^3 volumes, or one rank's slab of a
-// longer sequence) run AVX-512 kernels that read w (write dw) once, where the CPU has them;
-// their y and dw are bit-identical for any thread count. Without it they run on OpenBLAS.
+// Workspace (optional): with ex->work of at least ss_linear_workspace_size() bytes, the three
+// passes over at most 64 tokens (a ViT on 64^3 volumes, or one rank's slab of a longer
+// sequence) run AVX-512 kernels that stream w (and write dw) once, where the CPU has them;
+// their y, dx and dw are bit-identical for any thread count. Without it they run on OpenBLAS.
 // Ownership: all borrowed. Threading: reentrant; call outside a parallel region.
 // Outputs must not overlap inputs.
 #ifndef SS_LINEAR_H

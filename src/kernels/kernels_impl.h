@@ -65,9 +65,9 @@ void ss__dconv_enable(int on);
 // every shape), 1 on.
 void ss__dconv_wino_enable(int on);
 
-// linear_small.c: forward and weight gradient of linear layers over 1..64 tokens (AVX-512).
-// ss__lin_small_suits: the CPU has the kernels, they are enabled (tests turn them off with
-// ss__lin_small_enable(0)) and 1 <= t <= 64. Both calls need work of ss__lin_small_work_bytes
+// linear_small.c: forward, bwd_data and weight gradient of linear layers over 1..64 tokens
+// (AVX-512). ss__lin_small_suits: the CPU has the kernels, they are enabled (tests turn them off
+// with ss__lin_small_enable(0)) and 1 <= t <= 64. Both calls need work of ss__lin_small_work_bytes
 // (64-byte aligned); beta as in linear.h (0: y / dw never read).
 int ss__lin_small_suits(int64_t t);
 void ss__lin_small_enable(int on);
@@ -81,6 +81,15 @@ void ss__lin_small_fwd(float *y,
                        float beta,
                        float *work,
                        int nt);
+void ss__lin_small_dx(float *dx,
+                      const float *dy,
+                      const float *w,
+                      int64_t t,
+                      int64_t in,
+                      int64_t out,
+                      float beta,
+                      float *work,
+                      int nt);
 void ss__lin_small_dw(float *dw,
                       const float *dy,
                       const float *x,

@@ -169,6 +169,11 @@ ss_status_t ss_linear_bwd_data(ss_tensor_t *dx,
         scale_or_zero(ss_tensor_f32(dx), d.t * d.in, beta);
         return SS_OK;
     }
+    if (small_tokens(&d, ex)) {
+        ss__lin_small_dx(ss_tensor_f32(dx), ss_tensor_f32(dy), ss_tensor_f32(w), d.t, d.in, d.out,
+                         beta, ex->work, ex->nthreads);
+        return SS_OK;
+    }
     // dx (t, in) = dy (t, out) * w (out, in)
     ss_gemm(SS_NO_TRANS, SS_NO_TRANS, d.t, d.in, d.out, 1.0f, ss_tensor_f32(dy), d.out,
             ss_tensor_f32(w), d.in, beta, ss_tensor_f32(dx), d.in, ex);

@@ -1,5 +1,5 @@
-// linear_small.c: the linear layers' forward and weight gradient for at most 64 tokens, with
-// AVX-512 register blocks that read the weight matrix (or write its gradient) exactly once.
+// linear_small.c: the linear layers' forward, bwd_data and weight gradient for at most 64
+// tokens, with AVX-512 register blocks that read the weight matrix (or write its gradient) once.
 //
 // Why: a ViT on 64^3 volumes with 16^3 patches has 64 tokens (and a sequence-parallel rank
 // holds a slab of a longer sequence), so its GEMMs are 64 x 768 x 3072 and the like. OpenBLAS
@@ -13,13 +13,18 @@
 // vectors) stays in registers while the OB rows of w stream by once, one broadcast per weight
 // and 4 FMAs each. The block goes to y through a small transpose on the stack.
 //
+// bwd_data, dx (t, in) (+)= dy (t, out) w: w's columns are strided, so each thread packs a
+// strip of 48 columns of w (all rows, prefetched ahead) and runs blocks of 8 tokens x 3
+// vectors over it, one broadcast of dy per token and row (the strip is read from L2 8 times).
+// This is the one pass OpenBLAS also does well; ours is 10-20% faster at 64 tokens.
+//
 // Weight gradient, dw (out, in) (+)= dy^T (out, t) x (t, in): dy is transposed into dyt (out x
 // 64), x copied into a compact panel of 64 columns per thread; a block of OB rows x 64 columns
 // of dw is summed over the tokens in registers and written once, with streaming stores when it
 // is not accumulated (no read of the old dw, no zeroing pass).
 //
 // Rounding: every output element is one chain of fused multiply-adds in input order (tokens
-// for dw, input features for y), so results do not depend on the thread count; they differ
+// for dw, input features for y, outputs for dx), so results do not depend on the thread count; they differ
 // from OpenBLAS's in the last bits.
 #include <stdint.h>
 #include <string.h>
@@ -35,9 +40,12 @@
 #    define LS_TARGET __attribute__((target("avx512f")))
 
 enum {
-    LS_T = 64,    // most tokens (4 vectors of 16)
-    LS_COLS = 64, // dw: columns of a panel
-    OB = 5,       // weight rows per register block (5 x 4 accumulators, 4 operands, 1 broadcast)
+    LS_T = 64,     // most tokens (4 vectors of 16)
+    LS_COLS = 64,  // dw: columns of a panel
+    DX_COLS = 48,  // bwd_data: columns of a packed strip of w (3 vectors)
+    DX_ROWS = 8,   // bwd_data: tokens per register block (8 x 3 accumulators)
+    DX_AHEAD = 16, // bwd_data: rows of w prefetched ahead while a strip is packed
+    OB = 5,        // weight rows per register block (5 x 4 accumulators, 4 operands, 1 broadcast)
 };
 
 static int g_disabled;
@@ -59,9 +67,10 @@ int ss__lin_small_suits(int64_t t)
 
 size_t ss__lin_small_work_bytes(int64_t in, int64_t out, int nthreads)
 {
-    // forward: xt; weight gradient: dyt, then a panel per thread.
+    // forward: xt; weight gradient: dyt, then a panel per thread; bwd_data: a strip per thread.
     int64_t fwd = in * LS_T, dw = out * LS_T + (int64_t)nthreads * LS_T * LS_COLS;
-    return sizeof(float) * (size_t)(fwd > dw ? fwd : dw);
+    int64_t dx = (int64_t)nthreads * out * DX_COLS, most = fwd > dw ? fwd : dw;
+    return sizeof(float) * (size_t)(most > dx ? most : dx);
 }
 
 static __mmask16 lanes(int64_t left)
@@ -256,6 +265,102 @@ void ss__lin_small_dw(float *dw,
     }
 }
 
+// strip (out x 48) = columns [i0, i0 + ni) of w, zero past ni.
+LS_TARGET static void dx_strip(float *strip, const float *w, int64_t in, int64_t out, int64_t i0)
+{
+    int64_t ni = in - i0 < DX_COLS ? in - i0 : DX_COLS;
+    for (int64_t o = 0; o < out; o++) {
+        if (o + DX_AHEAD < out) {
+            for (int v = 0; v < DX_COLS / 16; v++) {
+                _mm_prefetch((const char *)(w + (o + DX_AHEAD) * in + i0 + 16 * v), _MM_HINT_T0);
+            }
+        }
+        for (int v = 0; v < DX_COLS / 16; v++) {
+            __m512 a = _mm512_maskz_loadu_ps(lanes(ni - 16 * v), w + o * in + i0 + 16 * v);
+            _mm512_store_ps(strip + o * DX_COLS + 16 * v, a);
+        }
+    }
+}
+
+// dx rows [k0, k0 + nk), columns [i0, i0 + ni) (+)= dy rows times the strip, over all outputs.
+LS_TARGET static void dx_block(float *dx,
+                               const float *dy,
+                               const float *strip,
+                               int64_t in,
+                               int64_t out,
+                               int nk,
+                               int64_t ni,
+                               float beta)
+{
+    __m512 acc[DX_ROWS][3];
+    for (int r = 0; r < DX_ROWS; r++) {
+        for (int v = 0; v < 3; v++) {
+            acc[r][v] = _mm512_setzero_ps();
+        }
+    }
+#    define DX_STEP(nr)                                                                            \
+        for (int64_t o = 0; o < out; o++) {                                                        \
+            const float *sr = strip + o * DX_COLS;                                                 \
+            __m512 w0 = _mm512_load_ps(sr), w1 = _mm512_load_ps(sr + 16);                          \
+            __m512 w2 = _mm512_load_ps(sr + 32);                                                   \
+            _Pragma("GCC unroll 8") for (int r = 0; r < (nr); r++)                                 \
+            {                                                                                      \
+                __m512 b = _mm512_set1_ps(dy[r * out + o]);                                        \
+                acc[r][0] = _mm512_fmadd_ps(b, w0, acc[r][0]);                                     \
+                acc[r][1] = _mm512_fmadd_ps(b, w1, acc[r][1]);                                     \
+                acc[r][2] = _mm512_fmadd_ps(b, w2, acc[r][2]);                                     \
+            }                                                                                      \
+        }
+    if (nk == DX_ROWS) {
+        DX_STEP(DX_ROWS)
+    } else {
+        DX_STEP(nk)
+    }
+#    undef DX_STEP
+    for (int r = 0; r < nk; r++) {
+        float *row = dx + r * in;
+        for (int v = 0; v < 3; v++) {
+            __mmask16 mk = lanes(ni - 16 * v);
+            if (mk == 0) {
+                break;
+            }
+            __m512 a = acc[r][v];
+            if (beta != 0.0f) {
+                __m512 old = _mm512_maskz_loadu_ps(mk, row + 16 * v);
+                a = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(beta), old), a);
+            }
+            _mm512_mask_storeu_ps(row + 16 * v, mk, a);
+        }
+    }
+}
+
+void ss__lin_small_dx(float *dx,
+                      const float *dy,
+                      const float *w,
+                      int64_t t,
+                      int64_t in,
+                      int64_t out,
+                      float beta,
+                      float *work,
+                      int nt)
+{
+    int64_t nstrip = (in + DX_COLS - 1) / DX_COLS;
+#    pragma omp parallel num_threads(nt) default(none)                                             \
+        shared(dx, dy, w, t, in, out, beta, work, nstrip)
+    {
+        float *strip = work + (int64_t)omp_get_thread_num() * out * DX_COLS;
+#    pragma omp for schedule(static)
+        for (int64_t s = 0; s < nstrip; s++) {
+            int64_t i0 = s * DX_COLS, ni = in - i0 < DX_COLS ? in - i0 : DX_COLS;
+            dx_strip(strip, w, in, out, i0);
+            for (int64_t k0 = 0; k0 < t; k0 += DX_ROWS) {
+                int nk = (int)(t - k0 < DX_ROWS ? t - k0 : DX_ROWS);
+                dx_block(dx + k0 * in + i0, dy + k0 * out, strip, in, out, nk, ni, beta);
+            }
+        }
+    }
+}
+
 #else
 
 void ss__lin_small_enable(int on)
@@ -286,6 +391,19 @@ void ss__lin_small_fwd(float *y,
                        int nt)
 {
     (void)y, (void)x, (void)w, (void)t, (void)in, (void)out, (void)beta, (void)work, (void)nt;
+}
+
+void ss__lin_small_dx(float *dx,
+                      const float *dy,
+                      const float *w,
+                      int64_t t,
+                      int64_t in,
+                      int64_t out,
+                      float beta,
+                      float *work,
+                      int nt)
+{
+    (void)dx, (void)dy, (void)w, (void)t, (void)in, (void)out, (void)beta, (void)work, (void)nt;
 }
 
 void ss__lin_small_dw(float *dw,
