@@ -55,15 +55,17 @@ static const conv_case_t cases[] = {
     {"direct slabs", 1, 64, 5, {12, 30, 33}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
     // 3x3x3 over even extents with rows of 32k (or 16) outputs: Winograd F(2,3) on AVX-512 CPUs (a
     // narrow channel block, channels that do not fill the weight gradient's 4 x 4 blocks, a
-    // batch, offsets other than 1, slabs of two planes), the direct loops in
+    // batch, offsets other than 1, slabs of two planes, more than 32 channels on both sides, where
+    // only Winograd's weight gradient is taken), the direct loops in
     // tc_ss_conv3d_direct_loops.
     {"winograd", 2, 5, 11, {4, 6, 32}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
     {"winograd valid", 1, 3, 4, {6, 8, 34}, {{3, 3, 3}, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}}},
     {"winograd asym pad", 1, 4, 9, {4, 2, 64}, {{3, 3, 3}, {1, 1, 1}, {2, 1, 0}, {0, 1, 2}}},
     {"winograd slabs", 1, 96, 3, {6, 30, 64}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
     {"winograd two rows", 2, 6, 5, {4, 12, 16}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
+    {"winograd wide", 1, 37, 34, {4, 4, 32}, {{3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}},
 };
-#define NWINO  5 // the Winograd cases, last in the table
+#define NWINO  6 // the Winograd cases, last in the table
 #define NCASES ((int)(sizeof(cases) / sizeof(cases[0])))
 
 // Host buffers of one case: float inputs, their double copies, shapes.

@@ -174,15 +174,16 @@ int ss__dconv_suits(const ss__dconv_t *d, int wgrad)
     // Rows shorter than a vector would leave most lanes idle, and 1x1x1 is a plain GEMM already.
     // Measured on 2 threads against OpenBLAS's Cooperlake GEMMs (plane tiles): the forward and
     // bwd_data kernels are as fast or faster for every channel count (16 -> 16 at 64^3 fwd 15 vs
-    // 25 ms, 32 -> 32 at 32^3 9.0 vs 11.1, 128 -> 128 at 16^3 13.9 vs 16.0); the weight
+    // 25 ms, 32 -> 32 at 32^3 9.0 vs 11.1, 128 -> 128 at 16^3 13.9 vs 16.0); the direct weight
     // gradient only up to 32 channels on one side (16 -> 32 at 32^3 5.9 vs 8.5 ms, 128 -> 64 at
-    // 16^3 12.3 vs 11.1) and kJ = kK = 3. The slab of one output plane stays within
-    // SLAB_MAX_FLOATS.
+    // 16^3 12.3 vs 11.1) and kJ = kK = 3, Winograd's for every channel count (64 -> 64 at 16^3
+    // 4.2 vs 5.5 ms, at 32^3 23.6 vs 38.7; 128 -> 128 at 16^3 20.6 vs 21.4). The slab of one
+    // output plane stays within SLAB_MAX_FLOATS.
     int64_t kjk = d->k[1] * d->k[2];
     int shape = kjk <= MAX_TAPS_JK && d->k[0] * kjk > 1 && d->dst[2] >= LANES &&
                 d->cin * (wino_suits(d) ? 4 : d->k[0]) * slab_make(d, 0).plane <= SLAB_MAX_FLOATS;
-    int channels = !wgrad || (min64(d->cin, d->cout) <= WGRAD_CHANNELS && d->k[1] == WG_TAPS &&
-                              d->k[2] == WG_TAPS);
+    int channels = !wgrad || ((wino_suits(d) || min64(d->cin, d->cout) <= WGRAD_CHANNELS) &&
+                              d->k[1] == WG_TAPS && d->k[2] == WG_TAPS);
     return !g_disabled && cpu && shape && channels;
 }
 
