@@ -24,8 +24,8 @@
 // is not accumulated (no read of the old dw, no zeroing pass).
 //
 // Rounding: every output element is one chain of fused multiply-adds in input order (tokens
-// for dw, input features for y, outputs for dx), so results do not depend on the thread count; they differ
-// from OpenBLAS's in the last bits.
+// for dw, input features for y, outputs for dx), so results do not depend on the thread count; they
+// differ from OpenBLAS's in the last bits.
 #include <stdint.h>
 #include <string.h>
 
@@ -47,6 +47,9 @@ enum {
     DX_AHEAD = 16, // bwd_data: rows of w prefetched ahead while a strip is packed
     OB = 5,        // weight rows per register block (5 x 4 accumulators, 4 operands, 1 broadcast)
 };
+
+// rows_x_panel reads both panels (xt and the weight gradient's x panel) with rows of LS_T floats.
+_Static_assert(LS_COLS == LS_T, "the weight gradient's panel rows are LS_T floats");
 
 static int g_disabled;
 
@@ -90,31 +93,42 @@ static __mmask16 lanes(int64_t left)
 
 // yt block (nr x 64) = w rows [o, o + nr) times xt; the full-block loop is a separate copy so
 // that its row loop has a constant trip count (and is unrolled into registers).
-LS_TARGET static void
-fwd_block(float (*out)[LS_T], const float *w, const float *xt, int64_t in, int nr)
+// acc (OB x 4 vectors) = sum over k < len of s[r * rs + k] times panel row k (64 floats); the
+// forward (s = w, the panel xt) and the weight gradient (s = dyt, the panel of x) are this one
+// loop. The full block is a separate copy so that its row loop has a constant trip count (and
+// is unrolled into registers); always inlined, so acc stays in registers.
+LS_TARGET static inline __attribute__((always_inline)) void
+rows_x_panel(__m512 acc[OB][4], const float *s, int64_t rs, const float *panel, int64_t len, int nr)
 {
-    __m512 acc[OB][4];
     for (int r = 0; r < OB; r++) {
         for (int v = 0; v < 4; v++) {
             acc[r][v] = _mm512_setzero_ps();
         }
     }
     if (nr == OB) {
-        for (int64_t i = 0; i < in; i++) {
-            const float *xr = xt + i * LS_T;
-            __m512 x0 = _mm512_load_ps(xr), x1 = _mm512_load_ps(xr + 16);
-            __m512 x2 = _mm512_load_ps(xr + 32), x3 = _mm512_load_ps(xr + 48);
+        for (int64_t k = 0; k < len; k++) {
+            const float *pr = panel + k * LS_T;
+            __m512 x0 = _mm512_load_ps(pr), x1 = _mm512_load_ps(pr + 16);
+            __m512 x2 = _mm512_load_ps(pr + 32), x3 = _mm512_load_ps(pr + 48);
 #    pragma GCC unroll 5
-            LS_STEP(OB, w[r * in + i])
+            LS_STEP(OB, s[r * rs + k])
         }
     } else {
-        for (int64_t i = 0; i < in; i++) {
-            const float *xr = xt + i * LS_T;
-            __m512 x0 = _mm512_load_ps(xr), x1 = _mm512_load_ps(xr + 16);
-            __m512 x2 = _mm512_load_ps(xr + 32), x3 = _mm512_load_ps(xr + 48);
-            LS_STEP(nr, w[r * in + i])
+        for (int64_t k = 0; k < len; k++) {
+            const float *pr = panel + k * LS_T;
+            __m512 x0 = _mm512_load_ps(pr), x1 = _mm512_load_ps(pr + 16);
+            __m512 x2 = _mm512_load_ps(pr + 32), x3 = _mm512_load_ps(pr + 48);
+            LS_STEP(nr, s[r * rs + k])
         }
     }
+}
+
+// yt block (nr x 64) = w rows [o, o + nr) times xt.
+LS_TARGET static void
+fwd_block(float (*out)[LS_T], const float *w, const float *xt, int64_t in, int nr)
+{
+    __m512 acc[OB][4];
+    rows_x_panel(acc, w, in, xt, in, nr);
     for (int r = 0; r < nr; r++) {
         for (int v = 0; v < 4; v++) {
             _mm512_store_ps(out[r] + 16 * v, acc[r][v]);
@@ -169,27 +183,7 @@ LS_TARGET static void dw_block(float *dw,
                                float beta)
 {
     __m512 acc[OB][4];
-    for (int r = 0; r < OB; r++) {
-        for (int v = 0; v < 4; v++) {
-            acc[r][v] = _mm512_setzero_ps();
-        }
-    }
-    if (nr == OB) {
-        for (int64_t k = 0; k < t; k++) {
-            const float *pr = panel + k * LS_COLS;
-            __m512 x0 = _mm512_load_ps(pr), x1 = _mm512_load_ps(pr + 16);
-            __m512 x2 = _mm512_load_ps(pr + 32), x3 = _mm512_load_ps(pr + 48);
-#    pragma GCC unroll 5
-            LS_STEP(OB, dyt[r * LS_T + k])
-        }
-    } else {
-        for (int64_t k = 0; k < t; k++) {
-            const float *pr = panel + k * LS_COLS;
-            __m512 x0 = _mm512_load_ps(pr), x1 = _mm512_load_ps(pr + 16);
-            __m512 x2 = _mm512_load_ps(pr + 32), x3 = _mm512_load_ps(pr + 48);
-            LS_STEP(nr, dyt[r * LS_T + k])
-        }
-    }
+    rows_x_panel(acc, dyt, LS_T, panel, t, nr);
     for (int r = 0; r < nr; r++) {
         float *row = dw + r * in;
         for (int v = 0; v < 4; v++) {
