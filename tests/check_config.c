@@ -140,6 +140,10 @@ static const bad_case_t k_bad[] = {
     {"[data]\nfile=a.h5\n[train]\nsteps=5\nepochs=3\n", NULL,
      "/run.ini:5: train.epochs: steps 5, epochs 3;"},
     {"[data]\nfile=a.h5\n[train]\nbatch = 0\n", NULL, "/run.ini:4: train.batch: 0 must be >= 1"},
+    {"[data]\nfile=a.h5\nspatial_p = 1.5\n", NULL,
+     "/run.ini:3: data.spatial_p: must be a probability in [0, 1] (0: off)"},
+    {"[data]\nfile=a.h5\n", "data.zoom=1",
+     "command line: data.zoom: 1; use a scale range in [0, 1)"},
     {"[data]\nfile=a.h5\n", "optim.lr=abc", "command line: optim.lr: 'abc' is not a number;"},
     {"[data]\nfile=a.h5\n", "optim.betas=0.9",
      "command line: optim.betas: '0.9' is not two numbers;"},
@@ -203,11 +207,18 @@ static void round_trip(const char *path, const char *const *ov, int n)
 
 START_TEST(test_round_trip)
 {
-    const char *ov[] = {
-        "optim.lr=0.1234567890123",      "loss.smooth_nr=1e-7",   "train.seed=99",
-        "optim.schedule=cosine",         "optim.t_max=500",       "optim.warmup_steps=10",
-        "optim.warmup_start_factor=0.1", "data.intensity_shift=0"};
-    round_trip(ini("run.ini", k_full), ov, 8);
+    const char *ov[] = {"optim.lr=0.1234567890123",
+                        "loss.smooth_nr=1e-7",
+                        "train.seed=99",
+                        "optim.schedule=cosine",
+                        "optim.t_max=500",
+                        "optim.warmup_steps=10",
+                        "optim.warmup_start_factor=0.1",
+                        "data.intensity_shift=0",
+                        "data.spatial_p=0.25",
+                        "data.rotate=15",
+                        "data.gamma_p=0.3"};
+    round_trip(ini("run.ini", k_full), ov, 11);
     const char *ov2[] = {"data.file=x.h5"};
     round_trip(NULL, ov2, 1);
 }

@@ -1,5 +1,6 @@
 // The sampler against direct reads of the HDF5 file: content, flips, slabs, determinism,
 // foreground oversampling and the prefetch thread.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,6 +328,251 @@ START_TEST(test_rotations)
 }
 END_TEST
 
+// Spatial draws with no rotation and no scaling give exactly the plain patches (turns, flips,
+// padding and slabs included): the matrix path and the row-copy path agree voxel for voxel.
+START_TEST(test_spatial_identity)
+{
+    ss_h5data_t *d = NULL;
+    ck_assert_int_eq(ss_h5data_open(g_path, &d, NULL), SS_OK);
+    for (int slab = 0; slab <= 1; slab++) {
+        ss_sampler_t *s[2];
+        for (int v = 0; v < 2; v++) {
+            ss_sampler_config_t c;
+            ss_sampler_config_init(&c);
+            c.patch[0] = RI, c.patch[1] = RN, c.patch[2] = RN;
+            c.slab_i0 = slab ? 5 : 0, c.slab_len = slab ? 7 : 0;
+            c.scale = c.shift = 0.2f;
+            c.prefetch = 0, c.fg_fraction = 0.5, c.seed = 13, c.rot90 = 1;
+            c.cache_bytes = (size_t)1 << 30;
+            c.spatial_p = v, c.rotate = 0, c.zoom = 0;
+            ss_error_t err;
+            ck_assert_msg(ss_sampler_create(d, &c, &s[v], &err) == SS_OK, "%s", err.msg);
+        }
+        static float a[NC * RV], b[NC * RV];
+        static uint8_t la[NR * RV], lb[NR * RV];
+        int turned = 0, flipped = 0;
+        for (uint64_t k = 0; k < 24; k++) {
+            ss_sampler_draw_t dr;
+            ss_sampler_draw(s[1], k, &dr);
+            ck_assert_int_eq(dr.spatial, 1);
+            turned += dr.rot != 0;
+            flipped += dr.flip[0] || dr.flip[1] || dr.flip[2];
+            ck_assert_int_eq(ss_sampler_fill(s[0], k, a, la, NULL), SS_OK);
+            ck_assert_int_eq(ss_sampler_fill(s[1], k, b, lb, NULL), SS_OK);
+            size_t rows = slab ? 7 : RI;
+            ck_assert_msg(memcmp(a, b, NC * rows * RN * RN * sizeof(float)) == 0,
+                          "slab %d patch %llu: image", slab, (unsigned long long)k);
+            ck_assert_msg(memcmp(la, lb, NR * rows * RN * RN) == 0, "slab %d patch %llu: label",
+                          slab, (unsigned long long)k);
+        }
+        ck_assert_int_gt(turned, 0);
+        ck_assert_int_gt(flipped, 0);
+        for (int v = 0; v < 2; v++) {
+            ss_sampler_destroy(&s[v]);
+        }
+    }
+    ss_h5data_close(&d);
+}
+END_TEST
+
+// A volume whose channel c is the linear function lin(c, x) and whose label is the half-space
+// i + 0.5 j - 0.25 k > 30; trilinear interpolation reproduces a linear function exactly.
+enum { LI = 40, LJ = 36, LK = 32, LP = 16, LPV = LP * LP * LP };
+static double lin(int c, const double x[3])
+{
+    return 1 + c + 0.5 * x[0] + 0.25 * x[1] - 0.125 * x[2];
+}
+static double half_space(const double x[3])
+{
+    return x[0] + 0.5 * x[1] - 0.25 * x[2] - 30;
+}
+
+static void make_linear_file(const char *path)
+{
+    const char *chans[NC] = {"FLAIR", "T1"};
+    ss_h5data_meta_t meta = {NC, chans, SS_TARGET_REGIONS, "brats", "test", 1, 0.0, 1, 4, 1};
+    ss_h5data_writer_t *w = NULL;
+    ss_error_t err;
+    ck_assert_msg(ss_h5data_create(path, &meta, &w, &err) == SS_OK, "%s", err.msg);
+    static float img[NC * LI * LJ * LK];
+    static uint8_t lab[NR * LI * LJ * LK];
+    for (int c = 0; c < NC; c++) {
+        for (int i = 0; i < LI; i++) {
+            for (int j = 0; j < LJ; j++) {
+                for (int q = 0; q < LK; q++) {
+                    const double x[3] = {i, j, q};
+                    int64_t v = (i * LJ + j) * LK + q;
+                    img[c * LI * LJ * LK + v] = (float)lin(c, x);
+                    for (int r = 0; r < NR; r++) {
+                        lab[r * LI * LJ * LK + v] = half_space(x) > 0;
+                    }
+                }
+            }
+        }
+    }
+    ss_h5data_case_t hc;
+    memset(&hc, 0, sizeof(hc));
+    hc.name = "linear";
+    hc.dim[0] = LI, hc.dim[1] = LJ, hc.dim[2] = LK;
+    hc.image = img;
+    hc.label = lab;
+    hc.orig_shape[0] = LI, hc.orig_shape[1] = LJ, hc.orig_shape[2] = LK;
+    hc.crop.end[0] = LI, hc.crop.end[1] = LJ, hc.crop.end[2] = LK;
+    hc.spacing[0] = hc.spacing[1] = hc.spacing[2] = 1;
+    for (int a = 0; a < 4; a++) {
+        hc.affine[a][a] = 1;
+    }
+    for (int ch = 0; ch < NC; ch++) {
+        hc.std[ch] = 1;
+    }
+    ck_assert_msg(ss_h5data_write_case(w, &hc, &err) == SS_OK, "%s", err.msg);
+    ck_assert_msg(ss_h5data_commit(&w, NULL, &err) == SS_OK, "%s", err.msg);
+}
+
+// Rotated and scaled patches: A is a rotation times a zoom in range, every voxel whose
+// neighbourhood lies inside the volume shows lin() at origin + c + A (p - c), and labels are the
+// half-space wherever the point is more than the nearest-voxel rounding away from its plane.
+START_TEST(test_spatial_linear)
+{
+    char dir[256], path[300];
+    ss_test_tmpdir_make(dir, sizeof(dir), "sampler_linear");
+    snprintf(path, sizeof(path), "%s/lin.h5", dir);
+    make_linear_file(path);
+    ss_h5data_t *d = NULL;
+    ck_assert_int_eq(ss_h5data_open(path, &d, NULL), SS_OK);
+    ss_sampler_config_t cfg;
+    ss_sampler_config_init(&cfg);
+    cfg.patch[0] = cfg.patch[1] = cfg.patch[2] = LP;
+    cfg.scale = cfg.shift = 0;
+    cfg.prefetch = 0, cfg.seed = 5, cfg.rot90 = 1;
+    cfg.cache_bytes = (size_t)1 << 30;
+    cfg.spatial_p = 1, cfg.rotate = 30, cfg.zoom = 0.3;
+    ss_sampler_t *s = NULL;
+    ss_error_t err;
+    ck_assert_msg(ss_sampler_create(d, &cfg, &s, &err) == SS_OK, "%s", err.msg);
+    static float img[NC * LPV];
+    static uint8_t lab[NR * LPV];
+    int64_t checked = 0, labelled = 0;
+    double zmin = 2, zmax = 0;
+    for (uint64_t k = 0; k < 16; k++) {
+        ss_sampler_draw_t dr;
+        ss_sampler_draw(s, k, &dr);
+        ck_assert_int_eq(dr.spatial, 1);
+        // A^T A = z^2 I: a rotation (or reflection) times an isotropic zoom.
+        double z2 = 0;
+        for (int a = 0; a < 3; a++) {
+            z2 += dr.A[a][0] * dr.A[a][0];
+        }
+        for (int u = 0; u < 3; u++) {
+            for (int v = 0; v < 3; v++) {
+                double dot = 0;
+                for (int a = 0; a < 3; a++) {
+                    dot += dr.A[a][u] * dr.A[a][v];
+                }
+                ck_assert_double_eq_tol(dot, u == v ? z2 : 0, 1e-12);
+            }
+        }
+        double z = sqrt(z2);
+        ck_assert(z >= 0.7 - 1e-12 && z <= 1.3 + 1e-12);
+        zmin = z < zmin ? z : zmin, zmax = z > zmax ? z : zmax;
+        ck_assert_int_eq(ss_sampler_fill(s, k, img, lab, NULL), SS_OK);
+        const double c = (LP - 1) / 2.0;
+        for (int i = 0; i < LP; i++) {
+            for (int j = 0; j < LP; j++) {
+                for (int q = 0; q < LP; q++) {
+                    const double p[3] = {i - c, j - c, q - c};
+                    double x[3];
+                    int inner = 1;
+                    for (int a = 0; a < 3; a++) {
+                        x[a] = (double)dr.origin[a] + c + dr.A[a][0] * p[0] + dr.A[a][1] * p[1] +
+                               dr.A[a][2] * p[2];
+                        int64_t dim = a == 0 ? LI : (a == 1 ? LJ : LK);
+                        inner &= x[a] >= 0 && x[a] <= dim - 1;
+                    }
+                    int64_t v = (i * LP + j) * LP + q;
+                    for (int ch = 0; inner && ch < NC; ch++) {
+                        ck_assert_msg(fabs(img[ch * LPV + v] - lin(ch, x)) < 1e-4,
+                                      "patch %llu voxel (%d,%d,%d) channel %d: %g, want %g",
+                                      (unsigned long long)k, i, j, q, ch, img[ch * LPV + v],
+                                      lin(ch, x));
+                    }
+                    checked += inner;
+                    // Rounding moves the point at most sqrt(3)/2 voxels; |grad| = 1.146.
+                    if (inner && fabs(half_space(x)) > 1.0) {
+                        for (int r = 0; r < NR; r++) {
+                            ck_assert_uint_eq(lab[r * LPV + v], half_space(x) > 0);
+                        }
+                        labelled++;
+                    }
+                }
+            }
+        }
+    }
+    ck_assert_int_gt(checked, 16 * LPV / 2);
+    ck_assert_int_gt(labelled, 16 * LPV / 4);
+    ck_assert(zmin < 0.9 && zmax > 1.1); // the zoom range is used
+    ss_sampler_destroy(&s);
+    ss_h5data_close(&d);
+    unlink(path);
+    ss_test_tmpdir_remove(dir);
+}
+END_TEST
+
+// Gamma: brain (non-zero) voxels follow lo + (hi - lo) ((x - lo) / (hi - lo))^g with the case's
+// channel range, background stays 0, g lies in [1 / (1 + gamma), 1 + gamma].
+START_TEST(test_gamma)
+{
+    ss_h5data_t *d = NULL;
+    ck_assert_int_eq(ss_h5data_open(g_path, &d, NULL), SS_OK);
+    ss_sampler_t *s[2];
+    for (int v = 0; v < 2; v++) {
+        ss_sampler_config_t c;
+        ss_sampler_config_init(&c);
+        c.patch[0] = RI, c.patch[1] = RN, c.patch[2] = RN;
+        c.scale = c.shift = 0;
+        c.prefetch = 0, c.seed = 3;
+        c.cache_bytes = (size_t)1 << 30;
+        c.gamma_p = v ? 0.5 : 0, c.gamma = 0.5;
+        ss_error_t err;
+        ck_assert_msg(ss_sampler_create(d, &c, &s[v], &err) == SS_OK, "%s", err.msg);
+    }
+    static float a[NC * RV], b[NC * RV], vol[NC * I * J * K];
+    static uint8_t la[NR * RV];
+    int changed = 0, kept = 0;
+    for (uint64_t k = 0; k < 16; k++) {
+        ss_sampler_draw_t dr;
+        ss_sampler_draw(s[1], k, &dr);
+        ck_assert_int_eq(ss_h5data_read_image(d, dr.case_index, 0, I, vol, NULL), SS_OK);
+        ck_assert_int_eq(ss_sampler_fill(s[0], k, a, la, NULL), SS_OK);
+        ck_assert_int_eq(ss_sampler_fill(s[1], k, b, la, NULL), SS_OK);
+        for (int c = 0; c < NC; c++) {
+            double g = dr.gamma[c];
+            ck_assert(g >= 1 / 1.5 - 1e-6 && g <= 1.5 + 1e-6);
+            changed += g != 1, kept += g == 1;
+            float lo = 0, hi = 0;
+            for (int64_t v = 0; v < I * J * K; v++) {
+                float x = vol[c * I * J * K + v];
+                lo = v == 0 || x < lo ? x : lo;
+                hi = v == 0 || x > hi ? x : hi;
+            }
+            for (int64_t v = 0; v < RV; v++) {
+                double x = a[c * RV + v];
+                double want = x == 0 ? 0 : lo + (hi - lo) * pow((x - lo) / (hi - lo), g);
+                ck_assert_msg(fabs(b[c * RV + v] - want) < 1e-5 * (hi - lo),
+                              "patch %llu channel %d: %g -> %g, want %g", (unsigned long long)k, c,
+                              x, b[c * RV + v], want);
+            }
+        }
+    }
+    ck_assert_int_gt(changed, 0);
+    ck_assert_int_gt(kept, 0);
+    for (int v = 0; v < 2; v++) {
+        ss_sampler_destroy(&s[v]);
+    }
+    ss_h5data_close(&d);
+}
+END_TEST
+
 START_TEST(test_foreground_oversampling)
 {
     ss_h5data_t *d = NULL;
@@ -405,6 +651,16 @@ START_TEST(test_bad_config)
     c.patch[1] = 0;
     ck_assert_int_eq(ss_sampler_create(d, &c, &s, &err), SS_EINVAL);
     ck_assert_ptr_nonnull(strstr(err.msg, "--patch"));
+    ss_sampler_config_init(&c);
+    c.rotate = 181;
+    ck_assert_int_eq(ss_sampler_create(d, &c, &s, &err), SS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "rotate"));
+    ss_sampler_config_init(&c); // spatial draws cut from the cache: without it, say so
+    c.patch[0] = c.patch[1] = c.patch[2] = 8;
+    c.spatial_p = 0.5;
+    ck_assert_int_eq(ss_sampler_create(d, &c, &s, &err), SS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "data.cache_mb"));
+    ck_assert_ptr_null(s);
     ss_sampler_destroy(&s); // NULL accepted
     ss_h5data_close(&d);
 }
@@ -421,6 +677,9 @@ int main(void)
     tcase_add_test(tc, test_flips_and_slabs);
     tcase_add_test(tc, test_rotations);
     tcase_add_test(tc, test_cache_matches_hdf5);
+    tcase_add_test(tc, test_spatial_identity);
+    tcase_add_test(tc, test_spatial_linear);
+    tcase_add_test(tc, test_gamma);
     tcase_add_test(tc, test_foreground_oversampling);
     suite_add_tcase(su, tc);
     tc = tcase_create("tc_ss_sampler_next");

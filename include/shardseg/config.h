@@ -6,7 +6,8 @@
 //            hidden_size, mlp_dim, num_heads, num_layers, qkv_bias, res_block, conv_block,
 //            dropout_rate, proj_type, norm_name, depth, base_filters, convs_per_level
 //   [data]   file, patch, fold, samples_per_case, fg_fraction, fg_samples, flip,
-//            intensity_scale, intensity_shift, prefetch, rot90, cache_mb
+//            intensity_scale, intensity_shift, prefetch, rot90, cache_mb, spatial_p, rotate,
+//            zoom, gamma_p, gamma
 //   [train]  steps, epochs, batch, seed, threads, val_interval, val_metric, val_cases,
 //            val_overlap, checkpoint_interval, keep_checkpoints, time_limit
 //   [optim]  name, lr, weight_decay, betas, eps, momentum, dampening, nesterov, clip_norm,
@@ -59,6 +60,8 @@ typedef struct {
     int prefetch;
     int rot90;        // sampler quarter turns in the J-K plane
     int64_t cache_mb; // training cases kept decompressed in memory up to this size (0: off)
+    double spatial_p, rotate, zoom; // sampler rotation / scaling: probability, degrees, range
+    double gamma_p, gamma;          // sampler gamma change: probability per channel, range
     // [train]
     int64_t steps;  // optimizer steps (0: from epochs)
     int64_t epochs; // epochs of samples_per_case patches per training case (0: from steps)

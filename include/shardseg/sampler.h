@@ -15,6 +15,13 @@
 // probability 1/2 (flip_axes mask), per-channel intensity
 // x * (1 + U(-scale, scale)) + U(-shift, shift) on the whole patch (background included, as
 // nnU-Net's brightness/contrast transforms are applied after normalisation).
+// Spatial augmentation (nnU-Net's rotation and scaling, needs the cache): with probability
+// spatial_p a patch is sampled through a random rotation (angles U(-rotate, rotate) degrees about
+// each axis) and isotropic scaling (U(1 - zoom, 1 + zoom): below 1 zooms in) about its centre,
+// trilinear for the image, nearest voxel for the labels. Gamma (nnU-Net's gamma transform): with
+// probability gamma_p per channel, brain voxels (non-zero) x -> lo + (hi - lo) ((x - lo) /
+// (hi - lo))^g over the case's channel range [lo, hi], g log-uniform in [1 / (1 + gamma),
+// 1 + gamma]; case-wide constants, so every rank's slab is the same cut of the same patch.
 //
 // Cache: when the training cases fit in cache_bytes, the sampler reads each one whole at creation
 // and cuts patches from memory: the same patches, without decompressing ~28 MB of HDF5 chunks
@@ -55,6 +62,11 @@ typedef struct {
                     // 0 or 180 only when patch[1] != patch[2]); 0: no turns (the default)
     size_t cache_bytes; // the training cases stay decompressed in memory when they fit in this
                         // many bytes (image + label), else every patch is read from HDF5 (0)
+    double spatial_p;   // probability of a rotated / scaled patch (0: off; needs the cache)
+    double rotate;      // largest rotation about each axis, degrees (nnU-Net: 30)
+    double zoom;        // scale range 1 +- zoom (nnU-Net: about 0.3)
+    double gamma_p;     // probability of a gamma change per channel (0: off; needs the cache)
+    double gamma;       // exponent range [1 / (1 + gamma), 1 + gamma] (nnU-Net: about 0.5)
 } ss_sampler_config_t;
 
 // What was drawn for patch k (identical on every rank).
@@ -68,6 +80,11 @@ typedef struct {
     // unturned is the patch the same draw gives with rot90 off (flips included) and, for patch
     // sizes pJ, pK: rot 1: (pJ-1-k, j), 2: (pJ-1-j, pK-1-k), 3: (k, pK-1-j).
     int rot;
+    // Spatial draws: the patch voxel p (i, j, k) shows the volume at origin + c + A (p - c),
+    // c = (patch - 1) / 2, where A composes the turn, the flips, the scaling and the rotation.
+    int spatial;
+    double A[3][3];
+    float gamma[SS_H5DATA_MAX_CHAN]; // exponent per channel (1: unchanged)
 } ss_sampler_draw_t;
 
 typedef struct ss_sampler ss_sampler_t;

@@ -204,6 +204,11 @@ opts_from_config(const ss_train_config_t *c, ss_train_opts_t *o, int nthreads, s
     o->sampler.prefetch = c->prefetch;
     o->sampler.rot90 = c->rot90;
     o->sampler.cache_bytes = (size_t)c->cache_mb << 20;
+    o->sampler.spatial_p = c->spatial_p;
+    o->sampler.rotate = c->rotate;
+    o->sampler.zoom = c->zoom;
+    o->sampler.gamma_p = c->gamma_p;
+    o->sampler.gamma = c->gamma;
     o->sampler.val_fold = c->fold;
     o->steps = c->steps;
     o->epochs = c->epochs;

@@ -1,5 +1,6 @@
 #include "shardseg/sampler.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@ typedef struct {
     int64_t *fg;  // up to cfg.fg_samples foreground positions
     float *img;   // the whole image [C][I][J][K] when cached, else NULL
     uint8_t *lab; // the whole label [R][I][J][K] when cached
+    float lo[SS_H5DATA_MAX_CHAN], hi[SS_H5DATA_MAX_CHAN]; // channel range over brain voxels
 } train_case_t;
 
 typedef struct {
@@ -87,6 +89,13 @@ static ss_status_t config_check(const ss_sampler_config_t *c, ss_error_t *err)
         SS_FAIL(err, SS_EINVAL,
                 "sampler: fg_fraction must be in [0, 1], scale in [0, 1), shift >= 0, prefetch in "
                 "[0, 64], rot90 0 or 1");
+    }
+    if (!(c->spatial_p >= 0 && c->spatial_p <= 1) || !(c->rotate >= 0 && c->rotate <= 180) ||
+        !(c->zoom >= 0 && c->zoom < 1) || !(c->gamma_p >= 0 && c->gamma_p <= 1) ||
+        !(c->gamma >= 0 && c->gamma <= 10)) {
+        SS_FAIL(err, SS_EINVAL,
+                "sampler: spatial_p and gamma_p must be in [0, 1], rotate in [0, 180] degrees, "
+                "zoom in [0, 1), gamma in [0, 10]");
     }
     return SS_OK;
 }
@@ -171,6 +180,49 @@ static ss_status_t collect_cases(ss_sampler_t *s, ss_error_t *err)
     return SS_OK;
 }
 
+static void matmul3(double out[3][3], const double a[3][3], const double b[3][3])
+{
+    double t[3][3];
+    for (int r = 0; r < 3; r++) {
+        for (int c = 0; c < 3; c++) {
+            t[r][c] = a[r][0] * b[0][c] + a[r][1] * b[1][c] + a[r][2] * b[2][c];
+        }
+    }
+    memcpy(out, t, sizeof(t));
+}
+
+// A = rotation (about I, then J, then K) x zoom x flips x quarter turn (sampler.h): the patch
+// offset goes through the turn and the flips as in the plain path, then is scaled and rotated.
+static void spatial_matrix(ss_sampler_draw_t *dr, const double angle[3], double zoom)
+{
+    // Quarter turns: patch offset (di, dj, dk) shows window offset T (di, dj, dk) (copy_row).
+    static const double turn[4][3][3] = {
+        {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}},
+        {{1, 0, 0}, {0, 0, -1}, {0, 1, 0}},
+        {{1, 0, 0}, {0, -1, 0}, {0, 0, -1}},
+        {{1, 0, 0}, {0, 0, 1}, {0, -1, 0}},
+    };
+    double m[3][3];
+    memcpy(m, turn[dr->rot], sizeof(m));
+    for (int a = 0; a < 3; a++) {
+        for (int c = 0; c < 3; c++) {
+            m[a][c] *= (dr->flip[a] ? -zoom : zoom);
+        }
+    }
+    for (int a = 0; a < 3; a++) {
+        // Rotation in the plane of the two other axes.
+        int u = (a + 1) % 3, v = (a + 2) % 3;
+        double rot[3][3] = {{0}};
+        rot[a][a] = 1;
+        rot[u][u] = rot[v][v] = cos(angle[a]);
+        rot[u][v] = -sin(angle[a]);
+        rot[v][u] = sin(angle[a]);
+        matmul3(m, rot, m);
+    }
+    memcpy(dr->A, m, sizeof(m));
+    dr->spatial = 1;
+}
+
 void ss_sampler_draw(const ss_sampler_t *s, uint64_t k, ss_sampler_draw_t *out)
 {
     const uint64_t ids[2] = {0x5A3D1E4ull, k};
@@ -205,12 +257,38 @@ void ss_sampler_draw(const ss_sampler_t *s, uint64_t k, ss_sampler_draw_t *out)
     for (int c = 0; c < s->nchan && c < SS_H5DATA_MAX_CHAN; c++) {
         out->scale[c] = 1.0f + s->cfg.scale * (2 * ss_rng_uniform(r, 16 + (uint64_t)c) - 1);
         out->shift[c] = s->cfg.shift * (2 * ss_rng_uniform(r, 32 + (uint64_t)c) - 1);
+        out->gamma[c] = 1.0f;
+        if (s->cfg.gamma_p > 0 && ss_rng_uniform(r, 64 + (uint64_t)c) < s->cfg.gamma_p) {
+            double span = log1p(s->cfg.gamma) * (2 * ss_rng_uniform(r, 72 + (uint64_t)c) - 1);
+            out->gamma[c] = (float)exp(span);
+        }
+    }
+    if (s->cfg.spatial_p > 0 && ss_rng_uniform(r, 48) < s->cfg.spatial_p) {
+        double angle[3];
+        for (int a = 0; a < 3; a++) {
+            angle[a] = s->cfg.rotate * (3.14159265358979323846 / 180) *
+                       (2 * ss_rng_uniform(r, 49 + (uint64_t)a) - 1);
+        }
+        double zoom = 1 + s->cfg.zoom * (2 * ss_rng_uniform(r, 52) - 1);
+        spatial_matrix(out, angle, zoom);
     }
 }
 
 static int64_t slab_len(const ss_sampler_t *s)
 {
     return s->cfg.slab_len ? s->cfg.slab_len : s->cfg.patch[0];
+}
+
+// One image value of channel c after the draw's gamma (brain voxels only: background stays 0) and
+// its contrast and brightness change.
+static inline float adjust(const ss_sampler_draw_t *dr, const train_case_t *tc, int c, float v)
+{
+    if (dr->gamma[c] != 1.0f && v != 0.0f && tc->hi[c] > tc->lo[c]) {
+        float span = tc->hi[c] - tc->lo[c], t = (v - tc->lo[c]) / span;
+        t = t < 0 ? 0 : (t > 1 ? 1 : t);
+        v = tc->lo[c] + span * powf(t, dr->gamma[c]);
+    }
+    return v * dr->scale[c] + dr->shift[c];
 }
 
 // Copies one patch row (j, k window with flips) of every channel from source rows whose channels
@@ -244,12 +322,80 @@ static void copy_row(const ss_sampler_t *s,
             int inside = src_row >= 0 && sj >= 0 && sj < J && sk >= 0 && sk < K;
             int64_t src = (src_row * J + sj) * K + sk;
             for (int c = 0; c < s->nchan; c++) {
-                float v = inside ? img[(c * nrows * J) * K + src] * dr->scale[c] + dr->shift[c] : 0;
+                float v = inside ? adjust(dr, tc, c, img[(c * nrows * J) * K + src]) : 0;
                 image[((c * L + out_row) * pj + j) * pk + q] = v;
             }
             for (int r = 0; r < s->nlabel; r++) {
                 label[((r * L + out_row) * pj + j) * pk + q] =
                     inside ? lab[(r * nrows * J) * K + src] : 0;
+            }
+        }
+    }
+}
+
+// This rank's slab of a spatial draw from the cached case: trilinear image (voxels outside the
+// volume count as 0, like the plain path's padding), nearest-voxel labels.
+static void fill_spatial(const ss_sampler_t *s,
+                         const ss_sampler_draw_t *dr,
+                         const train_case_t *tc,
+                         float *image,
+                         uint8_t *label)
+{
+    const int64_t L = slab_len(s), pj = s->cfg.patch[1], pk = s->cfg.patch[2];
+    const int64_t I = tc->dim[0], J = tc->dim[1], K = tc->dim[2], vox = I * J * K;
+    double c[3], at[3];
+    for (int a = 0; a < 3; a++) {
+        c[a] = (double)(s->cfg.patch[a] - 1) / 2;
+        at[a] = (double)dr->origin[a] + c[a];
+    }
+    float v[SS_H5DATA_MAX_CHAN];
+    for (int64_t r = 0; r < L; r++) {
+        for (int64_t j = 0; j < pj; j++) {
+            for (int64_t q = 0; q < pk; q++) {
+                const double d[3] = {(double)(s->cfg.slab_i0 + r) - c[0], (double)j - c[1],
+                                     (double)q - c[2]};
+                double x[3];
+                int64_t base[3], near[3];
+                double t[3];
+                for (int a = 0; a < 3; a++) {
+                    x[a] = at[a] + dr->A[a][0] * d[0] + dr->A[a][1] * d[1] + dr->A[a][2] * d[2];
+                    double f = floor(x[a]);
+                    base[a] = (int64_t)f;
+                    t[a] = x[a] - f;
+                    near[a] = (int64_t)floor(x[a] + 0.5);
+                }
+                for (int ch = 0; ch < s->nchan; ch++) {
+                    v[ch] = 0;
+                }
+                int any = 0;
+                for (int corner = 0; corner < 8; corner++) {
+                    int64_t p[3];
+                    double w = 1;
+                    for (int a = 0; a < 3; a++) {
+                        int up = corner >> a & 1;
+                        p[a] = base[a] + up;
+                        w *= up ? t[a] : 1 - t[a];
+                    }
+                    if (w == 0 || p[0] < 0 || p[0] >= I || p[1] < 0 || p[1] >= J || p[2] < 0 ||
+                        p[2] >= K) {
+                        continue;
+                    }
+                    any = 1;
+                    const float *src = tc->img + (p[0] * J + p[1]) * K + p[2];
+                    for (int ch = 0; ch < s->nchan; ch++) {
+                        v[ch] += (float)w * src[ch * vox];
+                    }
+                }
+                int inside = near[0] >= 0 && near[0] < I && near[1] >= 0 && near[1] < J &&
+                             near[2] >= 0 && near[2] < K;
+                int64_t at_near = inside ? (near[0] * J + near[1]) * K + near[2] : 0;
+                int64_t out = (r * pj + j) * pk + q, plane = L * pj * pk;
+                for (int ch = 0; ch < s->nchan; ch++) {
+                    image[ch * plane + out] = any ? adjust(dr, tc, ch, v[ch]) : 0;
+                }
+                for (int ch = 0; ch < s->nlabel; ch++) {
+                    label[ch * plane + out] = inside ? tc->lab[ch * vox + at_near] : 0;
+                }
             }
         }
     }
@@ -269,6 +415,10 @@ static ss_status_t fill_into(ss_sampler_t *s,
     const train_case_t *tc = NULL;
     for (int t = 0; t < s->ntrain; t++) {
         tc = s->cases[t].index == dr.case_index ? &s->cases[t] : tc;
+    }
+    if (dr.spatial) {
+        fill_spatial(s, &dr, tc, image, label); // spatial draws need the cache (create checks)
+        return SS_OK;
     }
     const int64_t P = s->cfg.patch[0], L = slab_len(s), s0 = s->cfg.slab_i0;
     // Patch rows [s0, s0 + L) come from volume rows origin + [s0, s0 + L), or with an i-flip
@@ -357,6 +507,26 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+// Each channel's smallest and largest brain (non-zero) value of a cached case, for gamma.
+static void brain_range(train_case_t *tc, int nchan)
+{
+    size_t vox = (size_t)(tc->dim[0] * tc->dim[1] * tc->dim[2]);
+    for (int c = 0; c < nchan && c < SS_H5DATA_MAX_CHAN; c++) {
+        const float *x = tc->img + (size_t)c * vox;
+        float lo = 0, hi = 0;
+        int seen = 0;
+        for (size_t v = 0; v < vox; v++) {
+            if (x[v] != 0.0f) {
+                lo = seen && lo < x[v] ? lo : x[v];
+                hi = seen && hi > x[v] ? hi : x[v];
+                seen = 1;
+            }
+        }
+        tc->lo[c] = lo;
+        tc->hi[c] = hi;
+    }
+}
+
 // Reads every training case whole when they all fit in cfg.cache_bytes (sampler.h).
 static ss_status_t load_cache(ss_sampler_t *s, ss_error_t *err)
 {
@@ -382,6 +552,7 @@ static ss_status_t load_cache(ss_sampler_t *s, ss_error_t *err)
         }
         SS_TRY(ss_h5data_read_image(s->d, tc->index, 0, tc->dim[0], tc->img, err));
         SS_TRY(ss_h5data_read_label(s->d, tc->index, 0, tc->dim[0], tc->lab, err));
+        brain_range(tc, s->nchan);
     }
     return SS_OK;
 }
@@ -431,6 +602,12 @@ ss_sampler_create(ss_h5data_t *d, const ss_sampler_config_t *c, ss_sampler_t **o
     ss_status_t st = collect_cases(s, err);
     if (st == SS_OK) {
         st = load_cache(s, err);
+    }
+    if (st == SS_OK && (s->cfg.spatial_p > 0 || s->cfg.gamma_p > 0) && s->cases[0].img == NULL) {
+        st = ss_error_set(err, SS_EINVAL, 0, __FILE__, __LINE__, __func__,
+                          "data.%s needs the training cases in memory: raise data.cache_mb to "
+                          "hold them (image and label of every training case)",
+                          s->cfg.spatial_p > 0 ? "spatial_p" : "gamma_p");
     }
     for (int t = 0; st == SS_OK && t < s->ntrain; t++) {
         st = index_foreground(s, &s->cases[t], s->cfg.fg_samples, err);

@@ -84,6 +84,11 @@ static const key_def_t g_keys[] = {
     {"data", "prefetch", T_INT, O(prefetch), NULL, 0, 0},
     {"data", "rot90", T_BOOL, O(rot90), NULL, 0, 0},
     {"data", "cache_mb", T_I64, O(cache_mb), NULL, 0, 0},
+    {"data", "spatial_p", T_DBL, O(spatial_p), NULL, 0, 0},
+    {"data", "rotate", T_DBL, O(rotate), NULL, 0, 0},
+    {"data", "zoom", T_DBL, O(zoom), NULL, 0, 0},
+    {"data", "gamma_p", T_DBL, O(gamma_p), NULL, 0, 0},
+    {"data", "gamma", T_DBL, O(gamma), NULL, 0, 0},
     {"train", "steps", T_I64, O(steps), NULL, 0, 0},
     {"train", "epochs", T_I64, O(epochs), NULL, 0, 0},
     {"train", "batch", T_I64, O(batch), NULL, 0, 0},
@@ -143,6 +148,9 @@ void ss_train_config_default(ss_train_config_t *c)
     c->intensity_shift = 0.1;
     c->prefetch = 2;
     c->cache_mb = 2048;
+    c->rotate = 30;
+    c->zoom = 0.3;
+    c->gamma = 0.5;
     c->steps = 1000;
     c->batch = 1;
     c->val_interval = 100;
@@ -679,6 +687,19 @@ static ss_status_t check_data(const ss_train_config_t *c, int *key, ss_error_t *
     if (c->intensity_scale < 0 || c->intensity_shift < 0) {
         return bad(key, "data", c->intensity_scale < 0 ? "intensity_scale" : "intensity_shift", err,
                    "must be >= 0 (0: off)");
+    }
+    if (!(c->spatial_p >= 0 && c->spatial_p <= 1) || !(c->gamma_p >= 0 && c->gamma_p <= 1)) {
+        return bad(key, "data", c->spatial_p >= 0 && c->spatial_p <= 1 ? "gamma_p" : "spatial_p",
+                   err, "must be a probability in [0, 1] (0: off)");
+    }
+    if (!(c->rotate >= 0 && c->rotate <= 180)) {
+        return bad(key, "data", "rotate", err, "%g; use degrees in [0, 180]", c->rotate);
+    }
+    if (!(c->zoom >= 0 && c->zoom < 1)) {
+        return bad(key, "data", "zoom", err, "%g; use a scale range in [0, 1)", c->zoom);
+    }
+    if (!(c->gamma >= 0 && c->gamma <= 10)) {
+        return bad(key, "data", "gamma", err, "%g; use a range in [0, 10]", c->gamma);
     }
     return SS_OK;
 }
