@@ -9,6 +9,8 @@
 
 #include "shardseg/status.h"
 
+#include "kernels_impl.h"
+
 static CBLAS_TRANSPOSE cblas_trans(ss_trans_t t)
 {
     return t == SS_TRANS ? CblasTrans : CblasNoTrans;
@@ -105,6 +107,18 @@ static int core_rank(const char *name)
     }
     return 0;
 }
+
+#if SS_HAVE_AVX512
+int ss__cpu_avx512(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return cached;
+}
+#endif
 
 const char *ss_blas_better_core(void)
 {

@@ -37,10 +37,6 @@
 
 #if SS_HAVE_DCONV
 
-#    include <immintrin.h>
-
-#    define DC_TARGET __attribute__((target("avx512f")))
-
 enum {
     LANES = 16,                // floats per vector
     GROUP = 6,                 // vectors of a plane per work item (8 x 3 twice or 4 x 6 once)
@@ -170,7 +166,7 @@ static slab_t slab_make(const ss__dconv_t *d, int wino)
 
 int ss__dconv_suits(const ss__dconv_t *d, int wgrad)
 {
-    int cpu = __builtin_cpu_supports("avx512f");
+    int cpu = ss__cpu_avx512();
     // Rows shorter than a vector would leave most lanes idle, and 1x1x1 is a plain GEMM already.
     // Measured on 2 threads against OpenBLAS's Cooperlake GEMMs (plane tiles): the forward and
     // bwd_data kernels are as fast or faster for every channel count (16 -> 16 at 64^3 fwd 15 vs
@@ -208,12 +204,6 @@ static float *work_slab(void *work, const ss__dconv_t *d)
     return (float *)((char *)work + weights_bytes(d) + groups_bytes(d));
 }
 
-// Lanes l < n of a vector.
-static __mmask16 first_lanes(int64_t n)
-{
-    return n >= LANES ? (__mmask16)0xffffu : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
-}
-
 // The groups of a destination plane: vector index g = j * vectors_per_row + q / 16.
 static void plane_groups(const ss__dconv_t *d, const slab_t *sl, group_t *groups)
 {
@@ -230,7 +220,7 @@ static void plane_groups(const ss__dconv_t *d, const slab_t *sl, group_t *groups
             int64_t j = g / vr, q = g % vr * LANES;
             gr->doff[v] = j * d->dst[2] + q;
             gr->soff[v] = j * sl->cols + q;
-            gr->tail[v] = first_lanes(d->dst[2] - q);
+            gr->tail[v] = ss__first_lanes(d->dst[2] - q);
         }
     }
 }
@@ -302,7 +292,7 @@ static void repack(float *wr, const float *w, const ss__dconv_t *d, int flip)
 // One register block: destination channels [0, nch) of dst (weights wb, COB wide) for vectors
 // [v0, v0 + NV) of group gr in slab plane li (destination plane sl->i0 + li). Inlined into its
 // fixed-size callers, so acc lives in registers.
-static inline __attribute__((always_inline)) DC_TARGET void block(const ss__dconv_t *d,
+static inline __attribute__((always_inline)) SS_AVX512 void block(const ss__dconv_t *d,
                                                                   const slab_t *sl,
                                                                   const group_t *gr,
                                                                   int v0,
@@ -373,7 +363,7 @@ static inline __attribute__((always_inline)) DC_TARGET void block(const ss__dcon
     }
 }
 
-static DC_TARGET __attribute__((noinline)) void block_8x3(const ss__dconv_t *d,
+static SS_AVX512 __attribute__((noinline)) void block_8x3(const ss__dconv_t *d,
                                                           const slab_t *sl,
                                                           const group_t *gr,
                                                           int v0,
@@ -387,7 +377,7 @@ static DC_TARGET __attribute__((noinline)) void block_8x3(const ss__dconv_t *d,
     block(d, sl, gr, v0, pad, wb, li, dst, bias, nch, WIDE, 3);
 }
 
-static DC_TARGET __attribute__((noinline)) void block_4x6(const ss__dconv_t *d,
+static SS_AVX512 __attribute__((noinline)) void block_4x6(const ss__dconv_t *d,
                                                           const slab_t *sl,
                                                           const group_t *gr,
                                                           const float *pad,
@@ -562,18 +552,18 @@ static void wino_repack(float *wu, const float *w, const ss__dconv_t *d, int fli
 
 // Permute indices that take the even (odd) lanes of two vectors: lanes 0-7 from the first,
 // 8-15 from the second (even and odd columns of two runs of 8 tiles).
-static inline __attribute__((always_inline)) DC_TARGET __m512i even_lanes(void)
+static inline __attribute__((always_inline)) SS_AVX512 __m512i even_lanes(void)
 {
     return _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
 }
 
-static inline __attribute__((always_inline)) DC_TARGET __m512i odd_lanes(void)
+static inline __attribute__((always_inline)) SS_AVX512 __m512i odd_lanes(void)
 {
     return _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
 }
 
 // B^T in place on four vectors.
-static inline __attribute__((always_inline)) DC_TARGET void
+static inline __attribute__((always_inline)) SS_AVX512 void
 bt4(__m512 *x0, __m512 *x1, __m512 *x2, __m512 *x3)
 {
     __m512 a = _mm512_sub_ps(*x0, *x2), b = _mm512_add_ps(*x1, *x2);
@@ -582,7 +572,7 @@ bt4(__m512 *x0, __m512 *x1, __m512 *x2, __m512 *x3)
 }
 
 // Plane a of B^T along I from the four source planes x (row r, same column): its two terms.
-static inline __attribute__((always_inline)) DC_TARGET __m512 bt_plane(const float *r,
+static inline __attribute__((always_inline)) SS_AVX512 __m512 bt_plane(const float *r,
                                                                        int64_t plane,
                                                                        const int a)
 {
@@ -603,7 +593,7 @@ static inline __attribute__((always_inline)) DC_TARGET __m512 bt_plane(const flo
 // tile's padded source at base: B^T along I (two source planes per row), along K (even and odd
 // columns split by permutes), then along J, all in registers; position (b, c) goes to
 // vc + (b * 4 + c) * ps.
-static inline __attribute__((always_inline)) DC_TARGET void input_plane(
+static inline __attribute__((always_inline)) SS_AVX512 void input_plane(
     const float *base, int64_t cols, int64_t plane, int64_t seg, float *vc, int64_t ps, const int a)
 {
     const __m512i even = even_lanes(), odd = odd_lanes();
@@ -636,7 +626,7 @@ static inline __attribute__((always_inline)) DC_TARGET void input_plane(
 // Transformed source of tile vector tv (tile plane lt of the slab) for every source channel:
 // all 64 positions (a < 0; position p of channel s goes to vo + s * cs + p * ps) or those of
 // position plane a only (position (b, c) to vo + s * cs + (b * 4 + c) * ps).
-static DC_TARGET void wino_input(const ss__dconv_t *d,
+static SS_AVX512 void wino_input(const ss__dconv_t *d,
                                  const slab_t *sl,
                                  const float *pad,
                                  int64_t lt,
@@ -675,7 +665,7 @@ static DC_TARGET void wino_input(const ss__dconv_t *d,
 
 // M[p][o0 + o][v] for one position p and one block of COB destination channels: the product of
 // U[p] (weights ub) with V[p] over the source channels, WN_NV vectors.
-static inline __attribute__((always_inline)) DC_TARGET void
+static inline __attribute__((always_inline)) SS_AVX512 void
 wino_product(const float *vp, const float *ub, float *mp, int64_t cin, const int COB)
 {
     __m512 acc[WIDE][WN_NV];
@@ -710,20 +700,20 @@ wino_product(const float *vp, const float *ub, float *mp, int64_t cin, const int
     }
 }
 
-static DC_TARGET __attribute__((noinline)) void
+static SS_AVX512 __attribute__((noinline)) void
 wino_product_8(const float *vp, const float *ub, float *mp, int64_t cin)
 {
     wino_product(vp, ub, mp, cin, WIDE);
 }
 
-static DC_TARGET __attribute__((noinline)) void
+static SS_AVX512 __attribute__((noinline)) void
 wino_product_4(const float *vp, const float *ub, float *mp, int64_t cin)
 {
     wino_product(vp, ub, mp, cin, NARROW);
 }
 
 // A^T m for the vectors of one line of 4 positions: two results.
-static inline __attribute__((always_inline)) DC_TARGET void
+static inline __attribute__((always_inline)) SS_AVX512 void
 at4(const __m512 *m, __m512 *y0, __m512 *y1)
 {
     __m512 s12 = _mm512_add_ps(m[1], m[2]);
@@ -734,7 +724,7 @@ at4(const __m512 *m, __m512 *y0, __m512 *y1)
 // The 2 x 2 x 2 outputs of the 16 tiles of vector v from M (destination channel o), plus bias,
 // into the destination: planes 2 lt, 2 lt + 1 of the slab, each run of 8 tiles 2 rows x 16
 // columns.
-static DC_TARGET void wino_output(const ss__dconv_t *d,
+static SS_AVX512 void wino_output(const ss__dconv_t *d,
                                   const slab_t *sl,
                                   const float *M,
                                   int64_t o,
@@ -924,7 +914,7 @@ static size_t wgrad_thread_bytes(const ss__dconv_t *d)
 }
 
 // Row k of A: (u0, u0 + u1, u0 - u1, -u1).
-static inline __attribute__((always_inline)) DC_TARGET __m512 a_row(__m512 u0,
+static inline __attribute__((always_inline)) SS_AVX512 __m512 a_row(__m512 u0,
                                                                     __m512 u1,
                                                                     const int k)
 {
@@ -942,7 +932,7 @@ static inline __attribute__((always_inline)) DC_TARGET __m512 a_row(__m512 u0,
 
 // Position plane a of dM for tile vector tv (tile plane lt of the slab), every destination
 // channel: position (b, c) of channel o goes to dm + o * cs + (b * 4 + c) * ps.
-static DC_TARGET void wino_dy(const ss__dconv_t *d,
+static SS_AVX512 void wino_dy(const ss__dconv_t *d,
                               const slab_t *sl,
                               const float *dy,
                               int64_t lt,
@@ -986,7 +976,7 @@ static DC_TARGET void wino_dy(const ss__dconv_t *d,
 
 // Lane j of the result = the sum of the lanes of a[j]: four levels of pairing vectors, each
 // keeping half of each lane group of both (index vectors ia / ib per level).
-static inline __attribute__((always_inline)) DC_TARGET __m512 hsum16(__m512 a[16],
+static inline __attribute__((always_inline)) SS_AVX512 __m512 hsum16(__m512 a[16],
                                                                      const __m512i ia[4],
                                                                      const __m512i ib[4])
 {
@@ -1021,7 +1011,7 @@ static void hsum16_indices(__m512i ia[4], __m512i ib[4])
 }
 
 // du[ob][sb][o * 4 + s] += sum over the nv tile vectors of dm[o] x[s], for one position.
-static DC_TARGET __attribute__((noinline)) void wgrad_product(const float *xp,
+static SS_AVX512 __attribute__((noinline)) void wgrad_product(const float *xp,
                                                               const float *dp,
                                                               float *du,
                                                               int64_t nob,
@@ -1228,7 +1218,7 @@ void ss__dconv_fwd(const ss__dconv_t *d,
 // counter (per-vector offset tables and tap tests had taken the ports the FMAs need: 16 -> 16
 // at 64^3 on one thread 40 -> 34 ms with the exact channel count). The row tail's dy lanes are
 // masked to zero; x needs no mask (padding).
-static inline __attribute__((always_inline)) DC_TARGET void wgrad_rows(const ss__dconv_t *d,
+static inline __attribute__((always_inline)) SS_AVX512 void wgrad_rows(const ss__dconv_t *d,
                                                                        const slab_t *sl,
                                                                        float *dw,
                                                                        const float *pad,
@@ -1249,7 +1239,7 @@ static inline __attribute__((always_inline)) DC_TARGET void wgrad_rows(const ss_
     }
     int64_t rows = d->dst[1], width = d->dst[2], full = width / LANES * LANES;
     int64_t cols = sl->cols, sc = d->dst_sc;
-    __mmask16 tail = first_lanes(width - full);
+    __mmask16 tail = ss__first_lanes(width - full);
     for (int64_t li = 0; li < np; li++) {
         const float *xp = pad + s * sl->chan + (li + a) * sl->plane;
         const float *dp = dy + o0 * sc + (sl->i0 + li) * rows * width;
@@ -1291,7 +1281,7 @@ static inline __attribute__((always_inline)) DC_TARGET void wgrad_rows(const ss_
     }
 }
 
-static DC_TARGET __attribute__((noinline)) void wgrad_rows_1(const ss__dconv_t *d,
+static SS_AVX512 __attribute__((noinline)) void wgrad_rows_1(const ss__dconv_t *d,
                                                              const slab_t *sl,
                                                              float *dw,
                                                              const float *pad,
@@ -1304,7 +1294,7 @@ static DC_TARGET __attribute__((noinline)) void wgrad_rows_1(const ss__dconv_t *
     wgrad_rows(d, sl, dw, pad, dy, o0, s, a, np, 1);
 }
 
-static DC_TARGET __attribute__((noinline)) void wgrad_rows_2(const ss__dconv_t *d,
+static SS_AVX512 __attribute__((noinline)) void wgrad_rows_2(const ss__dconv_t *d,
                                                              const slab_t *sl,
                                                              float *dw,
                                                              const float *pad,
@@ -1317,7 +1307,7 @@ static DC_TARGET __attribute__((noinline)) void wgrad_rows_2(const ss__dconv_t *
     wgrad_rows(d, sl, dw, pad, dy, o0, s, a, np, 2);
 }
 
-static DC_TARGET __attribute__((noinline)) void wgrad_rows_3(const ss__dconv_t *d,
+static SS_AVX512 __attribute__((noinline)) void wgrad_rows_3(const ss__dconv_t *d,
                                                              const slab_t *sl,
                                                              float *dw,
                                                              const float *pad,

@@ -33,13 +33,24 @@ static inline float ss__selectf(int c, float a, float b)
     return y;
 }
 
-// Direct unit-stride convolutions (conv3d_direct.c), for x86-64 builds by GCC or Clang; picked
-// at run time where the CPU has AVX-512F.
+// AVX-512 kernels (direct convolutions, small-token linear layers, AdamW) are compiled for
+// x86-64 by GCC or Clang with a per-function target and picked at run time where the CPU has
+// AVX-512F. SS_HAVE_AVX512 says they exist in this build; ss__cpu_avx512() whether this CPU
+// runs them (asked once); ss__first_lanes(n) masks a vector's first n of 16 floats (a row's
+// tail).
 #if defined(__x86_64__) && defined(__GNUC__)
-#    define SS_HAVE_DCONV 1
+#    define SS_HAVE_AVX512 1
+#    include <immintrin.h>
+#    define SS_AVX512 __attribute__((target("avx512f")))
+int ss__cpu_avx512(void);
+static inline __mmask16 ss__first_lanes(int64_t n)
+{
+    return n >= 16 ? (__mmask16)0xffffu : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
 #else
-#    define SS_HAVE_DCONV 0
+#    define SS_HAVE_AVX512 0
 #endif
+#define SS_HAVE_DCONV SS_HAVE_AVX512 // direct unit-stride convolutions (conv3d_direct.c)
 
 // The activations' forward over n contiguous floats (act.c; y may be x), for the layers that
 // apply them inside their own pass (instance norm's epilogue).

@@ -33,11 +33,7 @@
 
 #include "kernels_impl.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
-
-#    include <immintrin.h>
-
-#    define LS_TARGET __attribute__((target("avx512f")))
+#if SS_HAVE_AVX512
 
 enum {
     LS_T = 64,     // most tokens (4 vectors of 16)
@@ -60,12 +56,7 @@ void ss__lin_small_enable(int on)
 
 int ss__lin_small_suits(int64_t t)
 {
-    static int cpu = -1;
-    if (cpu < 0) {
-        __builtin_cpu_init();
-        cpu = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    }
-    return cpu && !g_disabled && t >= 1 && t <= LS_T;
+    return ss__cpu_avx512() && !g_disabled && t >= 1 && t <= LS_T;
 }
 
 size_t ss__lin_small_work_bytes(int64_t in, int64_t out, int nthreads)
@@ -74,11 +65,6 @@ size_t ss__lin_small_work_bytes(int64_t in, int64_t out, int nthreads)
     int64_t fwd = in * LS_T, dw = out * LS_T + (int64_t)nthreads * LS_T * LS_COLS;
     int64_t dx = (int64_t)nthreads * out * DX_COLS, most = fwd > dw ? fwd : dw;
     return sizeof(float) * (size_t)(most > dx ? most : dx);
-}
-
-static __mmask16 lanes(int64_t left)
-{
-    return left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
 }
 
 // acc[r][v] += b(r) * xv[v] over 4 vectors for the nr <= OB rows of one step.
@@ -97,7 +83,7 @@ static __mmask16 lanes(int64_t left)
 // forward (s = w, the panel xt) and the weight gradient (s = dyt, the panel of x) are this one
 // loop. The full block is a separate copy so that its row loop has a constant trip count (and
 // is unrolled into registers); always inlined, so acc stays in registers.
-LS_TARGET static inline __attribute__((always_inline)) void
+SS_AVX512 static inline __attribute__((always_inline)) void
 rows_x_panel(__m512 acc[OB][4], const float *s, int64_t rs, const float *panel, int64_t len, int nr)
 {
     for (int r = 0; r < OB; r++) {
@@ -124,7 +110,7 @@ rows_x_panel(__m512 acc[OB][4], const float *s, int64_t rs, const float *panel, 
 }
 
 // yt block (nr x 64) = w rows [o, o + nr) times xt.
-LS_TARGET static void
+SS_AVX512 static void
 fwd_block(float (*out)[LS_T], const float *w, const float *xt, int64_t in, int nr)
 {
     __m512 acc[OB][4];
@@ -173,7 +159,7 @@ void ss__lin_small_fwd(float *y,
 }
 
 // dw rows [o, o + nr), columns [i0, i0 + ni) (+)= dyt rows times the panel (t x 64).
-LS_TARGET static void dw_block(float *dw,
+SS_AVX512 static void dw_block(float *dw,
                                int64_t in,
                                const float *dyt,
                                const float *panel,
@@ -187,7 +173,7 @@ LS_TARGET static void dw_block(float *dw,
     for (int r = 0; r < nr; r++) {
         float *row = dw + r * in;
         for (int v = 0; v < 4; v++) {
-            __mmask16 mk = lanes(ni - 16 * v);
+            __mmask16 mk = ss__first_lanes(ni - 16 * v);
             if (mk == 0) {
                 break;
             }
@@ -205,18 +191,19 @@ LS_TARGET static void dw_block(float *dw,
     }
 }
 
-LS_TARGET static void dw_panel(float *panel, const float *x, int64_t t, int64_t in, int64_t i0)
+SS_AVX512 static void dw_panel(float *panel, const float *x, int64_t t, int64_t in, int64_t i0)
 {
     int64_t ni = in - i0 < LS_COLS ? in - i0 : LS_COLS;
     for (int64_t k = 0; k < t; k++) {
         for (int v = 0; v < 4; v++) {
-            __m512 a = _mm512_maskz_loadu_ps(lanes(ni - 16 * v), x + k * in + i0 + 16 * v);
+            __m512 a =
+                _mm512_maskz_loadu_ps(ss__first_lanes(ni - 16 * v), x + k * in + i0 + 16 * v);
             _mm512_store_ps(panel + k * LS_COLS + 16 * v, a);
         }
     }
 }
 
-LS_TARGET static void stream_fence(void)
+SS_AVX512 static void stream_fence(void)
 {
     _mm_sfence();
 }
@@ -260,7 +247,7 @@ void ss__lin_small_dw(float *dw,
 }
 
 // strip (out x 48) = columns [i0, i0 + ni) of w, zero past ni.
-LS_TARGET static void dx_strip(float *strip, const float *w, int64_t in, int64_t out, int64_t i0)
+SS_AVX512 static void dx_strip(float *strip, const float *w, int64_t in, int64_t out, int64_t i0)
 {
     int64_t ni = in - i0 < DX_COLS ? in - i0 : DX_COLS;
     for (int64_t o = 0; o < out; o++) {
@@ -270,14 +257,15 @@ LS_TARGET static void dx_strip(float *strip, const float *w, int64_t in, int64_t
             }
         }
         for (int v = 0; v < DX_COLS / 16; v++) {
-            __m512 a = _mm512_maskz_loadu_ps(lanes(ni - 16 * v), w + o * in + i0 + 16 * v);
+            __m512 a =
+                _mm512_maskz_loadu_ps(ss__first_lanes(ni - 16 * v), w + o * in + i0 + 16 * v);
             _mm512_store_ps(strip + o * DX_COLS + 16 * v, a);
         }
     }
 }
 
 // dx rows [k0, k0 + nk), columns [i0, i0 + ni) (+)= dy rows times the strip, over all outputs.
-LS_TARGET static void dx_block(float *dx,
+SS_AVX512 static void dx_block(float *dx,
                                const float *dy,
                                const float *strip,
                                int64_t in,
@@ -314,7 +302,7 @@ LS_TARGET static void dx_block(float *dx,
     for (int r = 0; r < nk; r++) {
         float *row = dx + r * in;
         for (int v = 0; v < 3; v++) {
-            __mmask16 mk = lanes(ni - 16 * v);
+            __mmask16 mk = ss__first_lanes(ni - 16 * v);
             if (mk == 0) {
                 break;
             }

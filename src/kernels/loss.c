@@ -44,7 +44,6 @@ typedef struct {
 // calls unless the whole file were built with -ffast-math (STYLE.md rule 1). Cephes polynomials,
 // about 1-2 ulp; relies on -std=c11 (no FP contraction) for reproducibility across vector widths.
 
-
 // exp(x) for x <= 0 (every caller: x - max, -|x|). The clamp keeps 2^n a normal number:
 // exp(x < -87) returns ~1.6e-38 instead of 0, harmless for probabilities.
 static inline float vexpf(float x)

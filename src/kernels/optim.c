@@ -247,12 +247,10 @@ static double sumsq_portable(const float *restrict g, int64_t n)
 // Same operations in the same order as adam_kernel (no contraction into fused multiply-adds),
 // so p, m and v are bit-identical to it; the sum of squares has its own (fixed) lane order,
 // shared with sumsq_avx512 so that the fused and separate sums agree bit for bit.
-#if defined(__x86_64__) && defined(__GNUC__)
-#    define OPTIM_AVX512  1
-#    define AVX512_TARGET __attribute__((target("avx512f")))
+#if SS_HAVE_AVX512
 
 // acc[0..1] += the squares of x's 16 floats in double, low and high halves apart.
-AVX512_TARGET static inline void sq_acc(__m512d acc[2], __m512 x)
+SS_AVX512 static inline void sq_acc(__m512d acc[2], __m512 x)
 {
     __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
     __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
@@ -260,31 +258,26 @@ AVX512_TARGET static inline void sq_acc(__m512d acc[2], __m512 x)
     acc[1] = _mm512_fmadd_pd(hi, hi, acc[1]);
 }
 
-AVX512_TARGET static inline double sq_fold(const __m512d acc[2])
+SS_AVX512 static inline double sq_fold(const __m512d acc[2])
 {
     return _mm512_reduce_add_pd(_mm512_add_pd(acc[0], acc[1]));
 }
 
-static __mmask16 tail_mask(int64_t left)
-{
-    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-}
-
-AVX512_TARGET static double sumsq_avx512(const float *restrict g, int64_t n)
+SS_AVX512 static double sumsq_avx512(const float *restrict g, int64_t n)
 {
     __m512d acc[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
     for (int64_t i = 0; i < n; i += 16) {
-        sq_acc(acc, _mm512_maskz_loadu_ps(tail_mask(n - i), g + i));
+        sq_acc(acc, _mm512_maskz_loadu_ps(ss__first_lanes(n - i), g + i));
     }
     return sq_fold(acc);
 }
 
-AVX512_TARGET static double adam_avx512(float *restrict p,
-                                        float *restrict m,
-                                        float *restrict v,
-                                        const float *restrict g,
-                                        int64_t n,
-                                        const adam_k_t *k)
+SS_AVX512 static double adam_avx512(float *restrict p,
+                                    float *restrict m,
+                                    float *restrict v,
+                                    const float *restrict g,
+                                    int64_t n,
+                                    const adam_k_t *k)
 {
     const __m512 b1 = _mm512_set1_ps(k->b1), omb1 = _mm512_set1_ps(k->omb1);
     const __m512 b2 = _mm512_set1_ps(k->b2), omb2 = _mm512_set1_ps(k->omb2);
@@ -293,7 +286,7 @@ AVX512_TARGET static double adam_avx512(float *restrict p,
     const __m512 decay = _mm512_set1_ps(k->decay);
     __m512d acc[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()};
     for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 mk = tail_mask(n - i);
+        __mmask16 mk = ss__first_lanes(n - i);
         __m512 gv = _mm512_maskz_loadu_ps(mk, g + i), pv = _mm512_maskz_loadu_ps(mk, p + i);
         __m512 mv = _mm512_maskz_loadu_ps(mk, m + i), vv = _mm512_maskz_loadu_ps(mk, v + i);
         sq_acc(acc, gv);
@@ -318,18 +311,13 @@ static int g_vector_off;
 
 static int use_avx512(void)
 {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    }
-    return cached && !g_vector_off;
+    return ss__cpu_avx512() && !g_vector_off;
 }
 #endif
 
 void ss__optim_vector_enable(int on)
 {
-#ifdef OPTIM_AVX512
+#if SS_HAVE_AVX512
     g_vector_off = !on;
 #else
     (void)on;
@@ -338,7 +326,7 @@ void ss__optim_vector_enable(int on)
 
 static double sumsq_block(const float *restrict g, int64_t n)
 {
-#ifdef OPTIM_AVX512
+#if SS_HAVE_AVX512
     if (use_avx512()) {
         return sumsq_avx512(g, n);
     }
@@ -355,7 +343,7 @@ static void adam_block(float *restrict p,
                        const adam_k_t *k,
                        double *sq)
 {
-#ifdef OPTIM_AVX512
+#if SS_HAVE_AVX512
     if (use_avx512()) {
         double s = adam_avx512(p, m, v, g, n, k);
         if (sq != NULL) {
