@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include "shardseg/status.h"
+#include "shardseg/version.h"
 
 #include "kernels_impl.h"
 
@@ -109,12 +110,12 @@ static int core_rank(const char *name)
 }
 
 #if SS_HAVE_AVX512
+// Cached because the kernels ask on every call (ss__lin_small_suits once per linear layer).
 int ss__cpu_avx512(void)
 {
     static int cached = -1;
     if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        cached = ss_cpu_features().avx512f ? 1 : 0;
     }
     return cached;
 }

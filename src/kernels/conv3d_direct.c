@@ -35,7 +35,7 @@
 
 #include "kernels_impl.h"
 
-#if SS_HAVE_DCONV
+#if SS_HAVE_AVX512
 
 enum {
     LANES = 16,                // floats per vector
@@ -1364,7 +1364,7 @@ void ss__dconv_bwd_weight(const ss__dconv_t *d,
     }
 }
 
-#else // !SS_HAVE_DCONV
+#else // !SS_HAVE_AVX512
 
 void ss__dconv_enable(int on)
 {

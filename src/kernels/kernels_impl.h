@@ -50,7 +50,6 @@ static inline __mmask16 ss__first_lanes(int64_t n)
 #else
 #    define SS_HAVE_AVX512 0
 #endif
-#define SS_HAVE_DCONV SS_HAVE_AVX512 // direct unit-stride convolutions (conv3d_direct.c)
 
 // The activations' forward over n contiguous floats (act.c; y may be x), for the layers that
 // apply them inside their own pass (instance norm's epilogue).
